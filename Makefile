@@ -1,0 +1,28 @@
+# Every target installs what it needs first; `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint flops
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the project (editable) with its test extras
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: install ## run ruff and the test suite
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: install ## ruff only
+	$(VENV)/bin/ruff check .
+
+flops: install ## print and write experiments/complexity/<regime>.{csv,md} for both regimes
+	$(PY) scripts/complexity.py

@@ -1,0 +1,108 @@
+"""Parameters and FLOPs of any network, and the per-step complexity table of `make flops`.
+
+FLOPs are counted by fvcore, where one multiply-add is one FLOP. fvcore also gives norm layers a
+rough cost (2 per element for BatchNorm in eval mode, 5 for LayerNorm); the paper's tables count
+only convolutions and linear layers, so ``gflops`` does too, and ``gflops_with_norms`` keeps
+fvcore's full total for comparison with other counters.
+"""
+
+import argparse
+import csv
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+
+from roadmap.config import build_model, compose, step_overrides
+from roadmap.results import atomic_write_text
+from roadmap.steps import REGIMES, ROADMAP
+
+WEIGHT_OPS = ("conv", "linear", "matmul", "addmm", "bmm", "einsum")  # fvcore's names of multiply-add ops
+OUT_DIR = Path("experiments/complexity")
+
+
+@dataclass(frozen=True)
+class Complexity:
+    params: int
+    gflops: float  # convolutions and linear layers: the paper's convention
+    gflops_with_norms: float  # fvcore's full count
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def complexity(model: nn.Module, input_size: int = 224, in_chans: int = 3) -> Complexity:
+    """Count one image of `input_size` x `input_size` through `model` in eval mode."""
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(1, in_chans, input_size, input_size)
+    flops = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    by_op = flops.by_operator()
+    model.train(was_training)
+    return Complexity(count_params(model), sum(by_op.get(op, 0) for op in WEIGHT_OPS) / 1e9, flops.total() / 1e9)
+
+
+def step_table(regime: str, input_size: int = 224) -> list[dict]:
+    """One row per roadmap step: our parameters and GFLOPs against the paper's GFLOPs."""
+    rows = []
+    for step in ROADMAP:
+        cfg = compose(step_overrides(step.name, regime))
+        c = complexity(build_model(cfg), input_size, cfg.model.in_chans)
+        paper = step.paper[regime]
+        rows.append({
+            "step": step.name,
+            "params": c.params,
+            "gflops": round(c.gflops, 3),
+            "gflops_with_norms": round(c.gflops_with_norms, 3),
+            "paper_gflops": paper.gflops,
+            "paper_fig2_gflops": paper.fig2_gflops,
+            "diff": round(c.gflops - paper.gflops, 3),
+            "diff_fig2": None if paper.fig2_gflops is None else round(c.gflops - paper.fig2_gflops, 3),
+        })
+    return rows
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_markdown(rows: list[dict], regime: str) -> str:
+    cols = list(rows[0])
+    lines = [
+        f"# Complexity per roadmap step, {regime} regime, 224x224",
+        "",
+        "GFLOPs by fvcore, one multiply-add = one FLOP, counting convolutions and linear layers as the",
+        "paper does; `gflops_with_norms` is fvcore's full count, norms included. Paper values: Table 10",
+        "(resnet50) or Table 11 (resnet200); `paper_fig2_gflops` where Figure 2 says otherwise.",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
+    for row in rows:
+        cells = ("" if row[c] is None else f"{row[c]:,}" if c == "params" else str(row[c]) for c in cols)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Print and write the per-step complexity table.")
+    parser.add_argument("--regime", choices=REGIMES, action="append", help="default: every regime")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"output folder (default {OUT_DIR})")
+    args = parser.parse_args(argv)
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    for regime in args.regime or REGIMES:
+        rows = step_table(regime)
+        markdown = to_markdown(rows, regime)
+        print(markdown)
+        atomic_write_text(args.out / f"{regime}.csv", to_csv(rows))
+        atomic_write_text(args.out / f"{regime}.md", markdown)

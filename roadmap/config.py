@@ -1,0 +1,36 @@
+"""Compose the project's Hydra configs from Python (tests, tables, scripts) as run.py does."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+PRIMARY = "train"
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config `python run.py <overrides>` would run with."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(PRIMARY, overrides=list(overrides))
+
+
+def step_overrides(step: str, regime: str = "resnet50") -> list[str]:
+    """Overrides that select a roadmap step (the baseline is the config with no step)."""
+    overrides = [f"regime={regime}"]
+    return overrides if step == "baseline" else [*overrides, f"+step={step}"]
+
+
+def build_model(cfg: DictConfig) -> nn.Module:
+    """Instantiate `cfg.model`; an invalid argument raises the network's own ValueError, which names it."""
+    try:
+        return instantiate(cfg.model)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ValueError):
+            raise error.__cause__ from None
+        raise

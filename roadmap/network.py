@@ -1,0 +1,296 @@
+"""One parametric network that walks from ResNet to ConvNeXt.
+
+Every design change of the paper's roadmap (Liu et al. 2022, Section 2) is one named argument
+of :class:`RoadmapNet`. Its defaults are torchvision's ResNet-50; the paper's ConvNeXt-T is::
+
+    RoadmapNet(depths=(3, 3, 9, 3), widths=(96, 192, 384, 768), stem="patchify",
+               block="inverted_bottleneck", depthwise=True, kernel_size=7,
+               spatial_position="first", activation="gelu",
+               activation_placement="one_per_block", norm="layer",
+               norm_placement="one_per_block", downsampling="separate", layer_scale_init=1e-6)
+
+"Width" follows the paper: it is the channel count the roadmap talks about ("width 64 -> 96").
+A bottleneck block of width w maps ``expansion * w`` channels to ``expansion * w`` through ``w``;
+an inverted bottleneck of width w maps ``w`` to ``w`` through ``expansion * w``.
+"""
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from timm.layers import DropPath, LayerNorm2d, LayerScale, LayerScale2d
+from torch import nn
+from torchvision.ops.misc import Permute
+
+Layout = Literal["first", "last"]  # channels-first (N, C, H, W) or channels-last (N, H, W, C)
+
+CHOICES = {
+    "stem": ("resnet", "patchify"),
+    "block": ("bottleneck", "inverted_bottleneck"),
+    "spatial_position": ("middle", "first"),
+    "activation": ("relu", "gelu"),
+    "activation_placement": ("after_every_conv", "one_per_block"),
+    "norm": ("batch", "layer"),
+    "norm_placement": ("after_every_conv", "one_per_block"),
+    "downsampling": ("stride", "separate"),
+    "pointwise": ("conv", "linear"),
+}
+LN_EPS = 1e-6  # ConvNeXt's LayerNorm epsilon; BatchNorm keeps torch's 1e-5 like torchvision
+
+
+def _check(name: str, ok: bool, must: str, value: object) -> None:
+    if not ok:
+        raise ValueError(f"RoadmapNet argument {name}={value!r} is invalid: {name} must be {must}.")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate(args: dict[str, Any]) -> None:
+    """Raise on the first invalid argument of RoadmapNet, naming it and what it must be."""
+    for name, choices in CHOICES.items():
+        _check(name, args[name] in choices, f"one of {list(choices)}", args[name])
+    depths, widths = args["depths"], args["widths"]
+    _check("depths", len(depths) > 0 and all(_is_int(d) and d > 0 for d in depths),
+           "a non-empty list of positive ints", depths)
+    _check("widths", len(widths) == len(depths) and all(_is_int(w) and w > 0 for w in widths),
+           f"a list of positive ints, one per stage ({len(depths)} for depths={list(depths)})", widths)
+    for name in ("patch_size", "expansion", "in_chans", "num_classes"):
+        _check(name, _is_int(args[name]) and args[name] > 0, "a positive int", args[name])
+    kernel_size = args["kernel_size"]
+    _check("kernel_size", _is_int(kernel_size) and kernel_size > 0 and kernel_size % 2 == 1,
+           "a positive odd int (so that 'same' padding keeps the feature map centred)", kernel_size)
+    _check("depthwise", isinstance(args["depthwise"], bool), "true or false", args["depthwise"])
+    rate = args["drop_path_rate"]
+    _check("drop_path_rate", isinstance(rate, (int, float)) and 0 <= rate < 1, "in [0, 1)", rate)
+    scale = args["layer_scale_init"]
+    _check("layer_scale_init", scale is None or (isinstance(scale, (int, float)) and scale > 0),
+           "a positive float, or null for no layer scale", scale)
+
+
+def _to_layout(layout: Layout) -> nn.Module:
+    return Permute([0, 2, 3, 1] if layout == "last" else [0, 3, 1, 2])
+
+
+def layer_order(spatial_position: str, norm_placement: str, activation_placement: str) -> list[str]:
+    """The order of a block's branch layers, e.g. for ResNet's bottleneck and ConvNeXt's block::
+
+        pw_in norm act spatial norm act pw_out norm      (middle, after_every_conv, after_every_conv)
+        spatial norm pw_in act pw_out                    (first, one_per_block, one_per_block)
+    """
+    convs = ("spatial", "pw_in", "pw_out") if spatial_position == "first" else ("pw_in", "spatial", "pw_out")
+    kinds: list[str] = []
+    for conv in convs:
+        if norm_placement == "one_per_block" and conv == "pw_in":
+            kinds.append("norm")  # Section 2.6: one norm, before the first 1x1 layer
+        kinds.append(conv)
+        if norm_placement == "after_every_conv":
+            kinds.append("norm")
+        if activation_placement == "after_every_conv" and conv != "pw_out":
+            kinds.append("act")
+        elif activation_placement == "one_per_block" and conv == "pw_in":
+            kinds.append("act")  # Section 2.6: one activation, between the two 1x1 layers
+    return kinds
+
+
+class Block(nn.Module):
+    """A residual block: ``post_act(shortcut(x) + drop_path(branch(x)))``.
+
+    The branch holds three convolutions, two pointwise (``pw_in``, ``pw_out``) and one spatial,
+    with norms and activations placed by the roadmap's knobs. It is built as a flat
+    ``nn.Sequential`` so that printing a block shows its exact order of layers.
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        hidden_chs: int,
+        out_chs: int,
+        stride: int,
+        *,
+        depthwise: bool,
+        kernel_size: int,
+        spatial_position: str,
+        activation: str,
+        activation_placement: str,
+        norm: str,
+        norm_placement: str,
+        pointwise: str,
+        layer_scale_init: float | None,
+        drop_path: float,
+    ) -> None:
+        super().__init__()
+        kinds = layer_order(spatial_position, norm_placement, activation_placement)
+        layers: list[nn.Module] = []
+        layout: Layout = "first"
+        chs = in_chs
+        for i, kind in enumerate(kinds):
+            # A conv followed by BatchNorm needs no bias: BN removes any per-channel offset.
+            bias = not (norm == "batch" and kinds[i + 1 : i + 2] == ["norm"])
+            if kind == "spatial":
+                need: Layout | None = "first"
+                groups = chs if depthwise else 1
+                module: nn.Module = nn.Conv2d(chs, chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias)
+            elif kind in ("pw_in", "pw_out"):
+                out = hidden_chs if kind == "pw_in" else out_chs
+                if pointwise == "linear":
+                    need, module = "last", nn.Linear(chs, out, bias=bias)
+                else:
+                    need, module = "first", nn.Conv2d(chs, out, 1, bias=bias)
+                chs = out
+            elif kind == "norm":
+                need = "first" if norm == "batch" else None
+                module = make_norm(norm, chs, need or layout)
+            else:
+                need, module = None, make_activation(activation)
+            if need is not None and need != layout:
+                layers.append(_to_layout(need))
+                layout = need
+            layers.append(module)
+        if layer_scale_init is not None:
+            scale = LayerScale if layout == "last" else LayerScale2d
+            layers.append(scale(out_chs, init_values=layer_scale_init))
+        if layout == "last":
+            layers.append(_to_layout("first"))
+        self.branch = nn.Sequential(*layers)
+
+        if in_chs != out_chs or stride != 1:  # ResNet's projection shortcut
+            self.shortcut: nn.Module = nn.Sequential(
+                nn.Conv2d(in_chs, out_chs, 1, stride, bias=norm != "batch"), make_norm(norm, out_chs, "first")
+            )
+        else:
+            self.shortcut = nn.Identity()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        # ResNet applies one more activation after the residual sum; ConvNeXt does not.
+        self.post_act = make_activation(activation) if activation_placement == "after_every_conv" else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post_act(self.shortcut(x) + self.drop_path(self.branch(x)))
+
+
+def make_norm(norm: str, channels: int, layout: Layout) -> nn.Module:
+    """BatchNorm, or LayerNorm over channels, for a tensor in the given layout."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    return LayerNorm2d(channels, eps=LN_EPS) if layout == "first" else nn.LayerNorm(channels, eps=LN_EPS)
+
+
+def make_activation(activation: str) -> nn.Module:
+    return nn.ReLU(inplace=True) if activation == "relu" else nn.GELU()
+
+
+class RoadmapNet(nn.Module):
+    """ResNet, ConvNeXt and every network between them, one argument per roadmap change.
+
+    Args:
+        depths: blocks per stage; ResNet-50 (3, 4, 6, 3), the stage ratio step (3, 3, 9, 3).
+        widths: stage widths in the paper's sense (see the module docstring).
+        stem: ``resnet`` (7x7 stride-2 conv, norm, act, 3x3 stride-2 max-pool) or
+            ``patchify`` (a ``patch_size`` x ``patch_size`` conv with stride ``patch_size``).
+        patch_size: kernel and stride of the patchify stem.
+        block: ``bottleneck`` (wide-narrow-wide) or ``inverted_bottleneck`` (narrow-wide-narrow).
+        expansion: ratio between a block's wide and narrow channel counts.
+        depthwise: the spatial conv has one group per channel (ResNeXt-style) instead of one group.
+        kernel_size: size of the spatial conv (odd).
+        spatial_position: the spatial conv sits between the 1x1 layers (``middle``) or before them
+            (``first``, "moving up the depthwise conv layer").
+        activation: ``relu`` or ``gelu``.
+        activation_placement: ``after_every_conv`` (and after the residual sum, as ResNet) or
+            ``one_per_block`` (between the two 1x1 layers).
+        norm: ``batch`` (BatchNorm) or ``layer`` (LayerNorm over channels).
+        norm_placement: ``after_every_conv`` or ``one_per_block`` (before the first 1x1 layer).
+        downsampling: ``stride`` (stride 2 in a stage's first block, with a projection shortcut)
+            or ``separate`` (norm + 2x2 stride-2 conv between stages, plus a norm after the stem
+            and one after global pooling).
+        layer_scale_init: initial value of a learnable per-channel scale on each block's branch;
+            ``None`` for none.
+        drop_path_rate: stochastic depth rate of the last block; it grows linearly from 0 at the first.
+        pointwise: 1x1 layers as ``conv`` (``nn.Conv2d`` on channels-first tensors) or ``linear``
+            (``nn.Linear`` on channels-last tensors); the same function either way.
+        in_chans: input image channels.
+        num_classes: classifier outputs.
+    """
+
+    def __init__(
+        self,
+        depths: Sequence[int] = (3, 4, 6, 3),
+        widths: Sequence[int] = (64, 128, 256, 512),
+        stem: str = "resnet",
+        patch_size: int = 4,
+        block: str = "bottleneck",
+        expansion: int = 4,
+        depthwise: bool = False,
+        kernel_size: int = 3,
+        spatial_position: str = "middle",
+        activation: str = "relu",
+        activation_placement: str = "after_every_conv",
+        norm: str = "batch",
+        norm_placement: str = "after_every_conv",
+        downsampling: str = "stride",
+        layer_scale_init: float | None = None,
+        drop_path_rate: float = 0.0,
+        pointwise: str = "conv",
+        in_chans: int = 3,
+        num_classes: int = 1000,
+    ) -> None:
+        depths, widths = tuple(depths), tuple(widths)
+        _validate(locals())  # before anything is built: a bad config fails here, naming the argument
+        super().__init__()
+
+        def stage_chs(width: int) -> int:  # channels between blocks of a stage
+            return width * expansion if block == "bottleneck" else width
+
+        self.num_features = stage_chs(widths[-1])
+        separate = downsampling == "separate"
+        if stem == "resnet":
+            stem_layers = [
+                nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=norm != "batch"),
+                make_norm(norm, widths[0], "first"),
+                make_activation(activation),
+                nn.MaxPool2d(3, 2, 1),
+            ]
+        else:
+            stem_bias = not (separate and norm == "batch")
+            stem_layers = [nn.Conv2d(in_chans, widths[0], patch_size, patch_size, bias=stem_bias)]
+            if separate:
+                stem_layers.append(make_norm(norm, widths[0], "first"))
+        self.stem = nn.Sequential(*stem_layers)
+
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        stages, chs = [], widths[0]
+        for i, (depth, width) in enumerate(zip(depths, widths, strict=True)):
+            layers: list[nn.Module] = []
+            if separate and i > 0:
+                layers.append(nn.Sequential(make_norm(norm, chs, "first"), nn.Conv2d(chs, stage_chs(width), 2, 2)))
+                chs = stage_chs(width)
+            for j in range(depth):
+                hidden = width * expansion if block == "inverted_bottleneck" else width
+                stride = 2 if (i > 0 and j == 0 and not separate) else 1
+                layers.append(Block(
+                    chs, hidden, stage_chs(width), stride, depthwise=depthwise, kernel_size=kernel_size,
+                    spatial_position=spatial_position, activation=activation,
+                    activation_placement=activation_placement, norm=norm, norm_placement=norm_placement,
+                    pointwise=pointwise, layer_scale_init=layer_scale_init, drop_path=rates.pop(0),
+                ))
+                chs = stage_chs(width)
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+
+        head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
+        if separate:
+            head.append(nn.BatchNorm1d(chs) if norm == "batch" else nn.LayerNorm(chs, eps=LN_EPS))
+        head.append(nn.Linear(chs, num_classes))
+        self.head = nn.Sequential(*head)
+        self.apply(_init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))
+
+
+def _init_weights(module: nn.Module) -> None:
+    """ConvNeXt's initialisation for every network of the roadmap: truncated normal, zero bias."""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
