@@ -10,9 +10,13 @@ STAMP := $(VENV)/.installed
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv and install the project (editable) with its test extras
+install: $(STAMP) ## create .venv, install the project (editable) with its test extras, and Fashion-MNIST
 
 $(STAMP): pyproject.toml
+	@# The embedded data set, Fashion-MNIST, comes from Debian when we may install packages.
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
+		|| echo "warning: could not install dataset-fashion-mnist; see README (Data)"; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)

@@ -1,24 +1,35 @@
-"""The main job: `python run.py +step=<name>`; Hydra composes conf/train.yaml with the overrides."""
+"""The main job: `python run.py +step=<name> seed=0,1,2 -m` trains a roadmap step once per seed.
+
+Hydra composes conf/train.yaml with the overrides; each job trains and writes result.json in its own
+output folder. In a multirun a failing job writes a failed record and the others go on; the
+multirun still exits non-zero at the end.
+"""
 
 import logging
+from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
-from roadmap.complexity import complexity
-from roadmap.config import build_model
+from roadmap.results import write_failure
+from roadmap.train import train
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("run")
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    model = build_model(cfg)  # first: an invalid argument fails here, before any data is read
-    c = complexity(model, 224, cfg.model.in_chans)
-    log.info("step %s (%s regime), deltas %s", cfg.step, cfg.regime.name, list(cfg.deltas))
-    log.info("model:\n%s", OmegaConf.to_yaml(cfg.model, resolve=True))
-    log.info("params %s, GFLOPs at 224: %.3f (fvcore, norms included: %.3f)", f"{c.params:,}", c.gflops,
-             c.gflops_with_norms)
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        train(cfg, out_dir)
+    except Exception as error:
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            raise
+        log.error("job %s failed: %s", hydra_cfg.job.num, error)
+        write_failure(out_dir, cfg, error)
 
 
 if __name__ == "__main__":

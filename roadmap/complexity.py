@@ -17,7 +17,7 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
-from roadmap.config import build_model, compose, step_overrides
+from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
 from roadmap.results import atomic_write_text
 from roadmap.steps import REGIMES, ROADMAP
 
@@ -52,7 +52,7 @@ def step_table(regime: str, input_size: int = 224) -> list[dict]:
     """One row per roadmap step: our parameters and GFLOPs against the paper's GFLOPs."""
     rows = []
     for step in ROADMAP:
-        cfg = compose(step_overrides(step.name, regime))
+        cfg = compose([*PAPER_SETTING, *step_overrides(step.name, regime)])
         c = complexity(build_model(cfg), input_size, cfg.model.in_chans)
         paper = step.paper[regime]
         rows.append({

@@ -12,6 +12,8 @@ from torch import nn
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 PRIMARY = "train"
+# The paper's setting: full widths and ImageNet-1K's classes (used for the complexity tables).
+PAPER_SETTING = ("scale=paper", "data=imagenet", "data.num_classes=1000")
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
@@ -26,10 +28,22 @@ def step_overrides(step: str, regime: str = "resnet50") -> list[str]:
     return overrides if step == "baseline" else [*overrides, f"+step={step}"]
 
 
+def scaled_widths(cfg: DictConfig) -> list[int]:
+    """The model's stage widths times the scale's width multiplier (the proxy narrows every stage alike).
+    Invalid widths pass through unchanged, for the network to name them."""
+    multiplier = cfg.scale.width_multiplier
+    if not (isinstance(multiplier, (int, float)) and multiplier > 0):
+        raise ValueError(f"scale.width_multiplier={multiplier!r} is invalid: it must be a positive number.")
+    if multiplier == 1:
+        return list(cfg.model.widths)
+    return [max(1, round(w * multiplier)) if isinstance(w, int) and w > 0 else w for w in cfg.model.widths]
+
+
 def build_model(cfg: DictConfig) -> nn.Module:
-    """Instantiate `cfg.model`; an invalid argument raises the network's own ValueError, which names it."""
+    """Instantiate `cfg.model` at the config's scale; an invalid argument raises the network's own
+    ValueError, which names it."""
     try:
-        return instantiate(cfg.model)
+        return instantiate(cfg.model, widths=scaled_widths(cfg))
     except InstantiationException as error:
         if isinstance(error.__cause__, ValueError):
             raise error.__cause__ from None

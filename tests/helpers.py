@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from roadmap.config import build_model, compose, step_overrides
+from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
 
 
 def copy_weights_in_order(source: dict[str, torch.Tensor], target: nn.Module) -> None:
@@ -19,4 +19,5 @@ def copy_weights_in_order(source: dict[str, torch.Tensor], target: nn.Module) ->
 
 
 def step_model(step: str, regime: str = "resnet50", *extra: str) -> nn.Module:
-    return build_model(compose([*step_overrides(step, regime), *extra]))
+    """The step's network at the paper's setting (full widths, 1000 classes)."""
+    return build_model(compose([*PAPER_SETTING, *step_overrides(step, regime), *extra]))

@@ -1,0 +1,111 @@
+"""The Lightning module: one network trained under one recipe, validated on top-1 and top-5."""
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from roadmap.recipe import build_ema, build_loss, build_mixup, build_optimizer, build_scheduler
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training stopped on a NaN or infinite loss."""
+
+
+class RoadmapModule(L.LightningModule):
+    """Trains `model` with the recipe's optimizer, schedule, Mixup/CutMix, loss and EMA.
+
+    It keeps the per-epoch training loss (`loss_curve`) and the random number generators' states in
+    its checkpoints, so that a resumed run continues exactly where an uninterrupted one would be.
+    """
+
+    def __init__(self, model: nn.Module, recipe: Mapping[str, Any], *, num_classes: int, lr: float,
+                 batch_size: int, epochs: int, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.model = model
+        self.recipe = recipe
+        self.lr, self.epochs, self.steps_per_epoch = lr, epochs, steps_per_epoch
+        self.mixup = build_mixup(recipe["augment"], num_classes, batch_size)
+        self.train_loss = build_loss(recipe["augment"])
+        self.ema = build_ema(model, recipe)
+        self.top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.top5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
+        self.ema_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.loss_curve: list[float] = []  # mean training loss of each finished epoch
+        self._epoch_losses: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        if self.mixup is not None:
+            x, y = self.mixup(x, y)
+        loss = self.train_loss(self.model(x), y)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the training loss is {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}. Training "
+                "stopped; the last good checkpoint (checkpoints/last.ckpt in the run folder) is kept. Lower "
+                "recipe.lr.base, set recipe.grad_clip, or check the data for broken inputs.")
+        self._epoch_losses.append(loss.detach())
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.global_step)
+
+    def on_train_epoch_end(self) -> None:
+        epoch_loss = torch.stack(self._epoch_losses).mean().item()
+        self._epoch_losses.clear()
+        self.loss_curve.append(epoch_loss)
+        self.log("train/epoch_loss", epoch_loss)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self.model(x)
+        self.top1(logits, y)
+        self.top5(logits, y)
+        self.log("val/loss", nn.functional.cross_entropy(logits, y), on_epoch=True)
+        self.log("val/top1", self.top1, on_epoch=True, prog_bar=True)
+        self.log("val/top5", self.top5, on_epoch=True)
+        if self.ema is not None:
+            self.ema_top1(self.ema.module(x), y)
+            self.log("val/ema_top1", self.ema_top1, on_epoch=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.model, self.recipe, self.lr)
+        scheduler, interval = build_scheduler(optimizer, self.recipe, self.epochs, self.steps_per_epoch)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        """timm schedulers count optimizer steps (`step_update`) or epochs (`step`)."""
+        if self.trainer.lr_scheduler_configs[0].interval == "step":
+            scheduler.step_update(num_updates=self.global_step)
+        else:
+            scheduler.step(epoch=self.current_epoch + 1)
+
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: Any = None,
+                                    gradient_clip_algorithm: Any = None) -> None:
+        if self.recipe["grad_clip"]:
+            self.clip_gradients(optimizer, gradient_clip_val=self.recipe["grad_clip"], gradient_clip_algorithm="norm")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Plain tensors and tuples only, so that torch.load(weights_only=True) can read the checkpoint.
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["loss_curve"] = list(self.loss_curve)
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                                    "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.loss_curve = list(checkpoint["loss_curve"])
+        states = checkpoint["rng_states"]
+        torch.set_rng_state(states["torch"])
+        random.setstate(states["python"])
+        name, keys, pos, has_gauss, cached = states["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

@@ -1,0 +1,131 @@
+"""Training: every step fits, records are complete, runs are deterministic and resumable, faults are clear."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from roadmap.config import compose, step_overrides
+from roadmap.module import NonFiniteLossError
+from roadmap.steps import STEPS
+from roadmap.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+# A tiny budget: synthetic data, small images, one or two short epochs, no wandb unless asked.
+TINY = ("data=synthetic", "scale.input_size=32", "scale.batch_size=8", "scale.global_batch_size=8",
+        "scale.epochs=1", "logger.wandb.enabled=false")
+
+
+def tiny_cfg(*overrides: str):
+    return compose([*TINY, *overrides])
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_every_step_fits_one_batch(step, tmp_path):
+    cfg = tiny_cfg(*step_overrides(step), "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1")
+    record = train(cfg, tmp_path)
+    assert record["step"] == step and record["status"] == "completed"
+    assert len(record["train_loss"]) == 1 and record["train_loss"][0] > 0
+    assert 0 <= record["top1"] <= record["top5"] <= 100
+    assert (record["ema_top1"] is not None) == (step in ("layer_norm", "separate_downsampling"))
+    on_disk = json.loads((tmp_path / "result.json").read_text())
+    assert on_disk["params"] == record["params"] > 0 and on_disk["gflops_224"] > on_disk["gflops"] > 0
+    for key in ("train_images_per_second", "peak_memory_mb", "wall_seconds", "git_commit", "config", "deltas"):
+        assert on_disk[key] is not None, key
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    a = train(tiny_cfg("+step=separate_downsampling", "seed=3"), tmp_path / "a")
+    b = train(tiny_cfg("+step=separate_downsampling", "seed=3"), tmp_path / "b")
+    c = train(tiny_cfg("+step=separate_downsampling", "seed=4"), tmp_path / "c")
+    assert (a["train_loss"], a["top1"], a["top5"]) == (b["train_loss"], b["top1"], b["top5"])
+    assert a["train_loss"] != c["train_loss"]
+
+
+class Interrupt(Callback):
+    """Simulates a crash as the second epoch starts, after the first epoch's checkpoint was written."""
+
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("data", [
+    ("data=synthetic",),
+    # real images through timm's RandAugment, Random Erasing and Mixup, with a loader worker
+    ("data=fashion_mnist", "data.train_subset=64", "data.val_subset=40", "data.num_workers=1")])
+def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
+    overrides = ("+step=separate_downsampling", "scale.epochs=2", *data)
+    whole = train(tiny_cfg(*overrides), tmp_path / "whole")
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train(tiny_cfg(*overrides), tmp_path / "cut", callbacks=[Interrupt()])
+    assert not (tmp_path / "cut" / "result.json").exists()
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    resumed = train(tiny_cfg(*overrides, f"resume={last}"), tmp_path / "resumed")
+    for key in ("train_loss", "top1", "top5", "ema_top1"):
+        assert resumed[key] == whole[key], key
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    class PoisonSecondEpoch(Callback):
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == 1:
+                monkeypatch.setattr(module.train_loss, "forward", lambda *a: torch.tensor(float("nan")))
+
+    with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 1.*last.ckpt"):
+        train(tiny_cfg("scale.epochs=2"), tmp_path, callbacks=[PoisonSecondEpoch()])
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["epoch"] == 0 and len(checkpoint["loss_curve"]) == 1
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_odd_batch_with_mixup_is_refused(tmp_path):
+    cfg = tiny_cfg("+step=modern_recipe", "scale.batch_size=7", "scale.global_batch_size=7")
+    with pytest.raises(ValueError, match=r"even batch size.*data.batch_size=7"):
+        train(cfg, tmp_path)
+
+
+def test_global_batch_must_be_a_multiple_of_the_device_batch(tmp_path):
+    with pytest.raises(ValueError, match="scale.global_batch_size=12"):
+        train(tiny_cfg("scale.global_batch_size=12"), tmp_path)
+
+
+def test_wandb_offline_run_is_grouped_by_step(tmp_path):
+    from wandb.proto.wandb_internal_pb2 import RunRecord
+
+    train(tiny_cfg("+step=gelu", "logger.wandb.enabled=true", "+trainer.limit_train_batches=2"), tmp_path)
+    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    data = runs[0].read_bytes()
+    assert RunRecord(run_group="gelu").SerializeToString() in data
+    assert RunRecord(display_name="gelu-seed0").SerializeToString() in data
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def test_three_seed_multirun_writes_three_records(tmp_path):
+    result = run_cli("+step=inverted_bottleneck", "seed=0,1,2", *TINY, f"hydra.sweep.dir={tmp_path}", "-m",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.rglob("result.json"))]
+    assert sorted(r["seed"] for r in records) == [0, 1, 2]
+    assert {r["step"] for r in records} == {"inverted_bottleneck"}
+    assert len({tuple(r["train_loss"]) for r in records}) == 3
+
+
+def test_a_failing_job_loses_no_other_record(tmp_path):
+    result = run_cli("model.kernel_size=3,4", *TINY, f"hydra.sweep.dir={tmp_path}", "-m", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "1 job(s) failed" in result.stderr
+    records = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.rglob("result.json")}
+    statuses = sorted(r["status"] for r in records.values())
+    assert statuses == ["completed", "failed"]
+    failed = next(r for r in records.values() if r["status"] == "failed")
+    assert "kernel_size=4" in failed["error"]
