@@ -1,5 +1,6 @@
 """Train one config and write its record: config -> model, data, module -> Lightning fit -> result.json."""
 
+import contextlib
 import json
 import logging
 import platform
@@ -62,10 +63,25 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+PROC_SELF = Path("/proc/self")
+
+
+def reset_peak_memory() -> None:
+    """Start a fresh peak for this job: jobs of a multirun share one process."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    with contextlib.suppress(OSError):
+        (PROC_SELF / "clear_refs").write_text("5")  # Linux: resets the peak resident set (VmHWM)
+
+
 def peak_memory_mb() -> tuple[float, str]:
-    """GPU: the most memory torch allocated; CPU: the process's peak resident set (Linux reports KiB)."""
+    """GPU: the most memory torch allocated; CPU: the process's peak resident set since the reset."""
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
+    with contextlib.suppress(OSError):
+        for line in (PROC_SELF / "status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024, "process_peak_rss"
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
 
 
@@ -84,6 +100,7 @@ def make_loggers(cfg: DictConfig, out_dir: Path) -> list[Logger]:
 def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train the config's model and write ``out_dir/result.json``; returns the record."""
     started = time.time()
+    reset_peak_memory()
     L.seed_everything(cfg.seed, workers=True)
     # Everything that can be checked without data is checked first.
     check_recipe(cfg.recipe)
