@@ -5,7 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint flops
+EXPERIMENT ?= experiments/fashion_mnist_proxy
+SEEDS ?= 0,1,2
+# Every roadmap step, in order, read from roadmap/steps.py (which imports nothing beyond the standard library).
+STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; print(",".join(STEPS))')
+SWEEP = multirun/roadmap-$(shell date +%Y-%m-%d_%H-%M-%S)
+
+.PHONY: help install test lint flops roadmap figure wandb-sync
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,3 +36,17 @@ lint: install ## ruff only
 
 flops: install ## print and write experiments/complexity/<regime>.{csv,md} for both regimes
 	$(PY) scripts/complexity.py
+
+roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), then tabulate and draw into EXPERIMENT (default experiments/fashion_mnist_proxy)
+	@sweep=$(SWEEP); status=0; \
+	$(PY) run.py +step=$(STEPS) seed=$(SEEDS) hydra.sweep.dir=$$sweep -m || status=$$?; \
+	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(EXPERIMENT)/records --out $(EXPERIMENT) && \
+	$(PY) scripts/figure.py --experiment $(EXPERIMENT) && exit $$status
+
+figure: install ## rebuild EXPERIMENT's table and figures from its committed records (no training)
+	$(PY) scripts/aggregate.py --runs $(EXPERIMENT)/records --out $(EXPERIMENT)
+	$(PY) scripts/figure.py --experiment $(EXPERIMENT)
+
+wandb-sync: install ## upload the offline wandb runs under multirun/ and outputs/ (run `.venv/bin/wandb login` first)
+	@runs=$$(find multirun outputs -type d -name 'offline-run-*' 2>/dev/null); \
+	if [ -z "$$runs" ]; then echo "no offline wandb runs under multirun/ or outputs/"; else $(VENV)/bin/wandb sync $$runs; fi

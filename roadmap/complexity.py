@@ -7,8 +7,6 @@ fvcore's full total for comparison with other counters.
 """
 
 import argparse
-import csv
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
-from roadmap.results import atomic_write_text
+from roadmap.results import atomic_write_text, to_csv
 from roadmap.steps import REGIMES, ROADMAP
 
 WEIGHT_OPS = ("conv", "linear", "matmul", "addmm", "bmm", "einsum")  # fvcore's names of multiply-add ops
@@ -66,14 +64,6 @@ def step_table(regime: str, input_size: int = 224) -> list[dict]:
             "diff_fig2": None if paper.fig2_gflops is None else round(c.gflops - paper.fig2_gflops, 3),
         })
     return rows
-
-
-def to_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def to_markdown(rows: list[dict], regime: str) -> str:

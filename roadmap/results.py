@@ -1,14 +1,25 @@
-"""Run records (result.json): written atomically, so an interrupted write never leaves half a file."""
+"""Run records (result.json): written atomically, so an interrupted write never leaves half a file; and their
+aggregation over seeds into per-step tables (`python scripts/aggregate.py --runs multirun/...`)."""
 
+import argparse
+import csv
+import io
 import json
+import math
 import os
+import re
+import statistics
 import tempfile
 import traceback
+import warnings
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from roadmap.steps import ROADMAP, STEPS, chain
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -41,3 +52,228 @@ class FailedJobs(Callback):
         failed = [str(p) for p in records if json.loads(p.read_text())["status"] == "failed"]
         if failed:
             raise SystemExit(f"{len(failed)} job(s) failed; their errors are in: {', '.join(failed)}")
+
+
+# Aggregation: the records of many runs -> one row per roadmap step, tables and an experiment folder.
+
+RECORDS = "records"  # an experiment folder keeps its runs' records here, as <step>-seed<seed>.json
+RECORD_NAME = re.compile(r"result\.json|\w+-seed\d+\.json")  # a run's own record, or a collected one
+REQUIRED = ("step", "seed", "deltas", "regime", "scale", "data", "input_size", "top1", "top5", "params", "gflops",
+            "gflops_224", "train_images_per_second", "peak_memory_mb", "device")
+SHARED = ("regime", "scale", "data", "input_size")  # rows are comparable only when their records agree on these
+ORDER = {step.name: i for i, step in enumerate(ROADMAP)}
+
+
+class RecordWarning(UserWarning):
+    """A record that aggregation skips or overrides: named, never fatal, so one bad run spoils no table."""
+
+
+def _read_record(path: Path) -> dict:
+    """Parse and check one record; a ValueError says why it cannot be aggregated."""
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"unreadable JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    if record.get("status") != "completed":
+        error = str(record.get("error", "")).partition("\n")[0]
+        raise ValueError(f"status {record.get('status')!r}" + (f": {error}" if error else ""))
+    missing = [key for key in REQUIRED if record.get(key) is None]
+    if missing:
+        raise ValueError(f"partial record, missing {', '.join(missing)}")
+    if record["step"] not in STEPS:
+        raise ValueError(f"unknown step {record['step']!r}")
+    if list(record["deltas"]) != chain(record["step"]):
+        # e.g. `+step=gelu +delta=[layer_norm]`: an ablation, which would corrupt the step's statistics
+        raise ValueError(f"deltas {list(record['deltas'])} are not step {record['step']}'s roadmap changes")
+    return record
+
+
+def _usable_records(runs_dir: Path) -> dict[tuple[str, int], tuple[Path, dict]]:
+    """Every usable record under `runs_dir`, by (step, seed) in roadmap order; the newest file wins a duplicate."""
+    found: dict[tuple[str, int], tuple[Path, dict]] = {}
+    for path in sorted(p for p in runs_dir.rglob("*.json") if RECORD_NAME.fullmatch(p.name)):
+        try:
+            record = _read_record(path)
+        except (OSError, ValueError) as error:
+            warnings.warn(f"skipping {path}: {error}", RecordWarning, stacklevel=3)
+            continue
+        key = (record["step"], record["seed"])
+        if key in found:
+            kept, dropped = sorted([found[key], (path, record)], key=lambda pr: pr[0].stat().st_mtime, reverse=True)
+            warnings.warn(f"two records for {key[0]} seed {key[1]}: keeping the newer {kept[0]}, skipping {dropped[0]}",
+                          RecordWarning, stacklevel=3)
+            found[key] = kept
+        else:
+            found[key] = (path, record)
+    return dict(sorted(found.items(), key=lambda item: (ORDER[item[0][0]], item[0][1])))
+
+
+def load_records(runs_dir: Path) -> list[dict]:
+    """The completed records under `runs_dir` (run folders or an experiment's records/), in roadmap order."""
+    return [record for _, record in _usable_records(runs_dir).values()]
+
+
+def collect(runs_dir: Path, records_dir: Path) -> list[Path]:
+    """Copy each usable record to `records_dir/<step>-seed<seed>.json`: an experiment keeps its records, not
+    its checkpoints."""
+    written = []
+    for (step, seed), (path, _) in _usable_records(runs_dir).items():
+        target = records_dir / f"{step}-seed{seed}.json"
+        atomic_write_text(target, path.read_text())
+        written.append(target)
+    return written
+
+
+def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample sd (ddof=1): None where there are too few values."""
+    mean = statistics.fmean(values) if values else None
+    return mean, statistics.stdev(values) if len(values) > 1 else None
+
+
+def _ci95(sd: float | None, n: int) -> float | None:
+    """Half-width of the 95% confidence interval of a mean of `n` seeds, Student t with n-1 df."""
+    if sd is None:
+        return None
+    from scipy.stats import t  # here, not at the top: it costs every training job a second to import
+
+    return float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
+def _shared(records: list[dict], key: str) -> Any:
+    values = {record[key] for record in records}
+    if len(values) > 1:
+        raise ValueError(f"records mix {key} values: {', '.join(sorted(map(str, values)))}; aggregate them apart")
+    return values.pop()
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """One row per step present, in roadmap order: seed statistics, the paired change from the step's parent,
+    cost, and the paper's values for the records' regime."""
+    if not records:
+        return []
+    shared = {key: _shared(records, key) for key in SHARED}
+    by_step: dict[str, dict[int, dict]] = defaultdict(dict)
+    for record in records:
+        by_step[record["step"]][record["seed"]] = record
+    rows = []
+    for step in ROADMAP:
+        runs = by_step.get(step.name)
+        if not runs:
+            continue
+        parent = by_step.get(step.parent, {}) if step.parent else {}
+        paired = sorted(runs.keys() & parent.keys())
+        top1_mean, top1_sd = _mean_sd([r["top1"] for r in runs.values()])
+        top5_mean, top5_sd = _mean_sd([r["top5"] for r in runs.values()])
+        delta_mean, delta_sd = _mean_sd([runs[seed]["top1"] - parent[seed]["top1"] for seed in paired])
+        first = runs[min(runs)]
+        paper = step.paper[shared["regime"]]
+        rows.append({
+            "step": step.name,
+            "parent": step.parent,
+            "group": step.group,
+            "adopted": step.adopted,
+            "seeds": len(runs),
+            "top1_mean": top1_mean,
+            "top1_sd": top1_sd,
+            "top1_ci95": _ci95(top1_sd, len(runs)),
+            "top5_mean": top5_mean,
+            "top5_sd": top5_sd,
+            "delta_top1_mean": delta_mean,
+            "delta_top1_sd": delta_sd,
+            "paired_seeds": len(paired),
+            "gflops": first["gflops"],
+            "gflops_224": first["gflops_224"],
+            "params": first["params"],
+            "train_images_per_second_mean": statistics.fmean(r["train_images_per_second"] for r in runs.values()),
+            "peak_memory_mb_mean": statistics.fmean(r["peak_memory_mb"] for r in runs.values()),
+            "paper_top1": paper.top1,
+            "paper_delta_top1": (round(paper.top1 - STEPS[step.parent].paper[shared["regime"]].top1, 2)
+                                 if step.parent else None),
+            "paper_gflops": paper.gflops,
+            "device": ", ".join(sorted({r["device"] for r in runs.values()})),
+            **shared,
+        })
+    return rows
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _pm(mean: float | None, sd: float | None, sign: str = "") -> str:
+    """`mean ± sd` to 2 decimals; blank for no value, the mean alone for a single seed."""
+    if mean is None:
+        return ""
+    return f"{mean:{sign}.2f}" + ("" if sd is None else f" ± {sd:.2f}")
+
+
+def to_markdown(rows: list[dict]) -> str:
+    head = rows[0]
+    devices = ", ".join(sorted({r["device"] for r in rows}))
+    lines = [
+        f"# Roadmap results: {head['data']}, {head['scale']} scale, {head['regime']} regime, {head['input_size']} px",
+        "",
+        "Validation top-1/top-5 (%): mean ± sample sd over seeds; 95% CI of the mean from Student's t with n-1 df.",
+        "Δ top-1: the change from the step's parent (the previous step; for the kernel sizes `move_up_dwconv`,",
+        "for `gelu` `kernel_7`), paired by seed over the n seeds both ran. GFLOPs at the run's input size, one",
+        f"multiply-add = one FLOP. Throughput: training images per second on {devices}.",
+        f"Paper: ImageNet-1K top-1 and GFLOPs at 224 px for the {head['regime']} regime (`roadmap/steps.py`), a",
+        "different data set and scale: compare the direction of each change, not the levels.",
+        "",
+        "| step | seeds | top-1 | 95% CI | Δ top-1 (n) | top-5 | GFLOPs | params | img/s | peak MB "
+        "| paper top-1 | paper Δ | paper GFLOPs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ci = r["top1_ci95"]
+        cells = [
+            r["step"] + ("" if r["adopted"] else " (not adopted)"),
+            str(r["seeds"]),
+            _pm(r["top1_mean"], r["top1_sd"]),
+            "" if ci is None else f"[{r['top1_mean'] - ci:.2f}, {r['top1_mean'] + ci:.2f}]",
+            f"{_pm(r['delta_top1_mean'], r['delta_top1_sd'], '+')} ({r['paired_seeds']})" if r["paired_seeds"] else "",
+            _pm(r["top5_mean"], r["top5_sd"]),
+            f"{r['gflops']:.4g}",
+            f"{r['params']:,}",
+            f"{r['train_images_per_second_mean']:.0f}",
+            f"{r['peak_memory_mb_mean']:.0f}",
+            f"{r['paper_top1']:.2f}",
+            "" if r["paper_delta_top1"] is None else f"{r['paper_delta_top1']:+.2f}",
+            f"{r['paper_gflops']:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(rows: list[dict], out_dir: Path) -> None:
+    """`table.csv` (full precision, for other tools) and `table.md` (rounded, for people), each atomically."""
+    atomic_write_text(out_dir / "table.csv", to_csv(rows))
+    atomic_write_text(out_dir / "table.md", to_markdown(rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Aggregate run records (result.json) into per-step tables.")
+    parser.add_argument("--runs", type=Path, required=True,
+                        help="folder searched recursively for result.json (or an experiment's records/)")
+    parser.add_argument("--collect-to", type=Path,
+                        help=f"first copy the usable records here as <step>-seed<seed>.json (an experiment's "
+                        f"{RECORDS}/), then aggregate all the records there")
+    parser.add_argument("--out", type=Path, help=f"where table.csv and table.md go (default: the experiment folder, "
+                        f"that is the parent of a {RECORDS}/ folder given to --collect-to or --runs, else --runs)")
+    args = parser.parse_args(argv)
+    if not args.runs.is_dir():
+        parser.error(f"--runs {args.runs}: no such folder")
+    if args.collect_to:
+        collect(args.runs, args.collect_to)
+    records_dir = args.collect_to or args.runs  # an experiment's table covers all its records, earlier ones too
+    rows = aggregate(load_records(records_dir))
+    if not rows:
+        raise SystemExit(f"no completed records under {records_dir}")
+    write_tables(rows, args.out or (records_dir.parent if records_dir.name == RECORDS else records_dir))
+    print(to_markdown(rows), end="")
