@@ -161,3 +161,20 @@ def test_svg_output_is_deterministic(tmp_path):
     figure.roadmap_figure(rows, tmp_path / "a")
     figure.roadmap_figure(rows, tmp_path / "b")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "experiments" / "fashion_mnist_proxy"
+
+
+@pytest.mark.skipif(not (SHIPPED / "records").is_dir(), reason="no shipped proxy roadmap yet")
+def test_shipped_roadmap_is_rebuilt_from_its_records(tmp_path):
+    """`make figure` on the committed records reproduces the committed table, every step with 3 seeds."""
+    rows = aggregate(load_records(SHIPPED / "records"))
+    assert [row["step"] for row in rows] == list(STEPS)
+    assert all(row["seeds"] == 3 for row in rows)
+    collect(SHIPPED / "records", tmp_path / "records")
+    results.main(["--runs", str(tmp_path / "records"), "--out", str(tmp_path)])
+    assert (tmp_path / "table.csv").read_text() == (SHIPPED / "table.csv").read_text()
+    figure.main(["--experiment", str(tmp_path)])
+    for name in ("roadmap", "accuracy_vs_gflops", "accuracy_vs_throughput"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 30_000
