@@ -241,7 +241,6 @@ class RoadmapNet(nn.Module):
         def stage_chs(width: int) -> int:  # channels between blocks of a stage
             return width * expansion if block == "bottleneck" else width
 
-        self.num_features = stage_chs(widths[-1])
         separate = downsampling == "separate"
         if stem == "resnet":
             stem_layers = [

@@ -22,7 +22,7 @@ from roadmap.complexity import complexity
 from roadmap.config import build_model
 from roadmap.data import count_classes
 from roadmap.module import RoadmapModule
-from roadmap.recipe import accumulation, check_recipe, scaled_lr
+from roadmap.recipe import accumulation, build_mixup, check_recipe, scaled_lr
 from roadmap.results import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     if cfg.data.get("num_classes") is None:
         cfg.data.num_classes = count_classes(cfg.data.root)
     model = build_model(cfg)
+    build_mixup(cfg.recipe.augment, cfg.data.num_classes, cfg.data.batch_size)  # an odd batch fails here, not later
     accumulate = accumulation(cfg.scale.global_batch_size, cfg.data.batch_size, cfg.trainer.devices,
                               cfg.trainer.num_nodes)
     datamodule = instantiate(cfg.data)

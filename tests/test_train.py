@@ -83,8 +83,9 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, m
     assert not (tmp_path / "result.json").exists()
 
 
-def test_odd_batch_with_mixup_is_refused(tmp_path):
-    cfg = tiny_cfg("+step=modern_recipe", "scale.batch_size=7", "scale.global_batch_size=7")
+def test_odd_batch_with_mixup_is_refused_before_reading_data(tmp_path):
+    cfg = tiny_cfg("+step=modern_recipe", "scale.batch_size=7", "scale.global_batch_size=7", "data=imagenet",
+                   f"data.root={tmp_path}/missing", "data.num_classes=10")
     with pytest.raises(ValueError, match=r"even batch size.*data.batch_size=7"):
         train(cfg, tmp_path)
 
