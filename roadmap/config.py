@@ -10,10 +10,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
+from roadmap.ablation import register_resolvers
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 PRIMARY = "train"
 # The paper's setting: full widths and ImageNet-1K's classes (used for the complexity tables).
 PAPER_SETTING = ("scale=paper", "data=imagenet", "data.num_classes=1000")
+register_resolvers()  # ${run_name:...} and ${leave_one_out:}, used by the configs
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:

@@ -19,7 +19,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from roadmap.steps import ROADMAP, STEPS, chain
+from roadmap.ablation import run_name
+from roadmap.steps import ROADMAP, STEPS
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -39,7 +40,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_failure(out_dir: Path, cfg: DictConfig, error: BaseException) -> None:
     """The record of a job that failed, so that a multirun's other jobs go on and the error stays on disk."""
-    record = {"status": "failed", "step": cfg.step, "seed": cfg.seed, "error": f"{type(error).__name__}: {error}",
+    record = {"status": "failed", "name": cfg.name, "step": cfg.step, "deltas": list(cfg.deltas), "seed": cfg.seed,
+              "error": f"{type(error).__name__}: {error}",
               "traceback": "".join(traceback.format_exception(error))}
     atomic_write_text(out_dir / "result.json", json.dumps(record, indent=2) + "\n")
 
@@ -56,8 +58,8 @@ class FailedJobs(Callback):
 
 # Aggregation: the records of many runs -> one row per roadmap step, tables and an experiment folder.
 
-RECORDS = "records"  # an experiment folder keeps its runs' records here, as <step>-seed<seed>.json
-RECORD_NAME = re.compile(r"result\.json|\w+-seed\d+\.json")  # a run's own record, or a collected one
+RECORDS = "records"  # an experiment folder keeps its runs' records here, as <name>-seed<seed>.json
+RECORD_NAME = re.compile(r"result\.json|[\w+-]+-seed\d+\.json")  # a run's own record, or a collected one
 REQUIRED = ("step", "seed", "deltas", "regime", "scale", "data", "input_size", "top1", "top5", "params", "gflops",
             "gflops_224", "train_images_per_second", "peak_memory_mb", "device")
 SHARED = ("regime", "scale", "data", "input_size")  # rows are comparable only when their records agree on these
@@ -69,13 +71,16 @@ class RecordWarning(UserWarning):
 
 
 def _read_record(path: Path) -> dict:
-    """Parse and check one record; a ValueError says why it cannot be aggregated."""
+    """Parse one record, completed or failed; a ValueError says why it cannot be used at all."""
     try:
         record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"unreadable JSON ({error})") from None
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
+    if record.get("status") == "failed" and "deltas" in record and "seed" in record:
+        record.setdefault("name", run_name(record["deltas"]))
+        return record
     if record.get("status") != "completed":
         error = str(record.get("error", "")).partition("\n")[0]
         raise ValueError(f"status {record.get('status')!r}" + (f": {error}" if error else ""))
@@ -84,43 +89,59 @@ def _read_record(path: Path) -> dict:
         raise ValueError(f"partial record, missing {', '.join(missing)}")
     if record["step"] not in STEPS:
         raise ValueError(f"unknown step {record['step']!r}")
-    if list(record["deltas"]) != chain(record["step"]):
-        # e.g. `+step=gelu +delta=[layer_norm]`: an ablation, which would corrupt the step's statistics
-        raise ValueError(f"deltas {list(record['deltas'])} are not step {record['step']}'s roadmap changes")
+    record.setdefault("name", run_name(record["deltas"]))  # records written before runs had names
     return record
 
 
-def _usable_records(runs_dir: Path) -> dict[tuple[str, int], tuple[Path, dict]]:
-    """Every usable record under `runs_dir`, by (step, seed) in roadmap order; the newest file wins a duplicate."""
+def _sort_key(item: tuple[tuple[str, int], Any]) -> tuple[int, str, int]:
+    (name, seed), _ = item
+    return ORDER.get(name, len(ORDER)), name, seed
+
+
+def _records(runs_dir: Path, roadmap_only: bool) -> dict[tuple[str, int], tuple[Path, dict]]:
+    """Every usable record under `runs_dir` by (name, seed), roadmap steps first: the newest file wins a
+    duplicate, and a completed record wins over a failed one. `roadmap_only` keeps the roadmap's steps."""
     found: dict[tuple[str, int], tuple[Path, dict]] = {}
     for path in sorted(p for p in runs_dir.rglob("*.json") if RECORD_NAME.fullmatch(p.name)):
         try:
             record = _read_record(path)
+            if roadmap_only and record["name"] not in STEPS:
+                # e.g. `+step=gelu +delta=[layer_norm]`: an ablation, which would corrupt the step's statistics
+                raise ValueError(f"{record['name']} is an ablation, not a roadmap step")
+            if roadmap_only and record["status"] == "failed":
+                raise ValueError(f"status 'failed': {record['error']}")
         except (OSError, ValueError) as error:
             warnings.warn(f"skipping {path}: {error}", RecordWarning, stacklevel=3)
             continue
-        key = (record["step"], record["seed"])
+        key = (record["name"], record["seed"])
         if key in found:
-            kept, dropped = sorted([found[key], (path, record)], key=lambda pr: pr[0].stat().st_mtime, reverse=True)
-            warnings.warn(f"two records for {key[0]} seed {key[1]}: keeping the newer {kept[0]}, skipping {dropped[0]}",
+            rank = {"failed": 0, "completed": 1}
+            kept, dropped = sorted([found[key], (path, record)], reverse=True,
+                                   key=lambda pr: (rank[pr[1]["status"]], pr[0].stat().st_mtime))
+            warnings.warn(f"two records for {key[0]} seed {key[1]}: keeping {kept[0]}, skipping {dropped[0]}",
                           RecordWarning, stacklevel=3)
             found[key] = kept
         else:
             found[key] = (path, record)
-    return dict(sorted(found.items(), key=lambda item: (ORDER[item[0][0]], item[0][1])))
+    return dict(sorted(found.items(), key=_sort_key))
 
 
-def load_records(runs_dir: Path) -> list[dict]:
-    """The completed records under `runs_dir` (run folders or an experiment's records/), in roadmap order."""
-    return [record for _, record in _usable_records(runs_dir).values()]
+def load_records(runs_dir: Path, roadmap_only: bool = True) -> list[dict]:
+    """The completed records under `runs_dir` (run folders or an experiment's records/), roadmap steps first."""
+    return [r for _, r in _records(runs_dir, roadmap_only).values() if r["status"] == "completed"]
 
 
-def collect(runs_dir: Path, records_dir: Path) -> list[Path]:
-    """Copy each usable record to `records_dir/<step>-seed<seed>.json`: an experiment keeps its records, not
-    its checkpoints."""
+def load_failures(runs_dir: Path) -> list[dict]:
+    """The failed jobs under `runs_dir` that no completed record of the same name and seed replaces."""
+    return [r for _, r in _records(runs_dir, roadmap_only=False).values() if r["status"] == "failed"]
+
+
+def collect(runs_dir: Path, records_dir: Path, roadmap_only: bool = True) -> list[Path]:
+    """Copy each usable record to `records_dir/<name>-seed<seed>.json`: an experiment keeps its records, not
+    its checkpoints. Outside the roadmap, failed records are kept too, to be listed with their error."""
     written = []
-    for (step, seed), (path, _) in _usable_records(runs_dir).items():
-        target = records_dir / f"{step}-seed{seed}.json"
+    for (name, seed), (path, _) in _records(runs_dir, roadmap_only).items():
+        target = records_dir / f"{name}-seed{seed}.json"
         atomic_write_text(target, path.read_text())
         written.append(target)
     return written

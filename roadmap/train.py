@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from roadmap.ablation import check_combination
 from roadmap.complexity import complexity
 from roadmap.config import build_model
 from roadmap.data import count_classes
@@ -92,7 +93,7 @@ def make_loggers(cfg: DictConfig, out_dir: Path) -> list[Logger]:
     if cfg.logger.wandb.enabled:
         loggers.append(WandbLogger(
             project=cfg.logger.wandb.project, entity=cfg.logger.wandb.entity, mode=cfg.logger.wandb.mode,
-            group=cfg.step, name=f"{cfg.step}-seed{cfg.seed}", job_type=cfg.regime.name, save_dir=str(out_dir),
+            group=cfg.name, name=f"{cfg.name}-seed{cfg.seed}", job_type=cfg.regime.name, save_dir=str(out_dir),
             config=OmegaConf.to_container(cfg, resolve=True), reinit="finish_previous"))
     return loggers
 
@@ -103,6 +104,7 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     reset_peak_memory()
     L.seed_everything(cfg.seed, workers=True)
     # Everything that can be checked without data is checked first.
+    check_combination(list(cfg.deltas))
     check_recipe(cfg.recipe)
     lr = scaled_lr(cfg.recipe, cfg.scale.global_batch_size, cfg.scale.lr_scaling)
     if cfg.resume is not None and not Path(cfg.resume).is_file():
@@ -140,6 +142,7 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     memory, memory_kind = peak_memory_mb()
     record = {
         "status": "completed",
+        "name": cfg.name,
         "step": cfg.step,
         "deltas": list(cfg.deltas),
         "seed": cfg.seed,
@@ -166,6 +169,6 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     atomic_write_text(out_dir / "result.json", json.dumps(record, indent=2) + "\n")
-    log.info("%s seed %d: top-1 %.2f%%, top-5 %.2f%%, %s", cfg.step, cfg.seed, record["top1"], record["top5"],
+    log.info("%s seed %d: top-1 %.2f%%, top-5 %.2f%%, %s", cfg.name, cfg.seed, record["top1"], record["top5"],
              out_dir / "result.json")
     return record
