@@ -6,15 +6,17 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 EXPERIMENT ?= experiments/fashion_mnist_proxy
+ABLATION ?= experiments/leave_one_out
+REFERENCE := separate_downsampling# the last roadmap step: ConvNeXt-T
 SEEDS ?= 0,1,2
 # Every roadmap step, in order, read from roadmap/steps.py (which imports nothing beyond the standard library).
 STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; print(",".join(STEPS))')
 SWEEP = multirun/roadmap-$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: help install test lint flops roadmap figure wandb-sync
+.PHONY: help install test lint flops roadmap figure leave-one-out wandb-sync
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv, install the project (editable) with its test extras, and Fashion-MNIST
 
@@ -43,9 +45,19 @@ roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), the
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(EXPERIMENT)/records --out $(EXPERIMENT) && \
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT) && exit $$status
 
-figure: install ## rebuild EXPERIMENT's table and figures from its committed records (no training)
+figure: install ## rebuild the committed tables and figures (EXPERIMENT's and ABLATION's) from their records (no training)
 	$(PY) scripts/aggregate.py --runs $(EXPERIMENT)/records --out $(EXPERIMENT)
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT)
+	$(PY) scripts/aggregate.py --runs $(ABLATION)/records --out $(ABLATION) --reference $(REFERENCE)
+	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE)
+
+leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (proxy), into ABLATION
+	@sweep=multirun/leave_one_out-$(shell date +%Y-%m-%d_%H-%M-%S); status=0; \
+	$(PY) run.py -m +ablation=leave_one_out seed=$(SEEDS) hydra.sweep.dir=$$sweep/leave_one_out || status=$$?; \
+	$(PY) run.py -m +step=$(REFERENCE) +delta=pointwise_linear seed=$(SEEDS) hydra.sweep.dir=$$sweep/pointwise \
+		|| status=$$?; \
+	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(ABLATION)/records --reference $(REFERENCE) && \
+	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE) && exit $$status
 
 wandb-sync: install ## upload the offline wandb runs under multirun/ and outputs/ (run `.venv/bin/wandb login` first)
 	@runs=$$(find multirun outputs -type d -name 'offline-run-*' 2>/dev/null); \

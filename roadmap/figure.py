@@ -16,7 +16,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Annotation, Text
 from matplotlib.ticker import MaxNLocator
 
-from roadmap.results import RECORDS, aggregate, load_records
+from roadmap.results import RECORDS, aggregate, compare, load_failures, load_records
 from roadmap.steps import ROADMAP, STEPS
 
 STYLE = {
@@ -265,11 +265,55 @@ def accuracy_vs_throughput(rows: list[dict], out_base: Path) -> None:
              THROUGHPUT_NOTE)
 
 
+def ablation_figure(rows: list[dict], out_base: Path) -> None:
+    """The variants of an ablation study as horizontal bars of their paired top-1 change from the reference
+    (rows[0], as `results.compare` orders them), most harmful first, with sd error bars and each variant's
+    FLOPs; failed variants are named with their error under the chart."""
+    reference, ran = rows[0], [r for r in rows[1:] if not r["error"] and r["paired_seeds"]]
+    failed = [r for r in rows[1:] if r["error"]]
+    flops, unit = _flops([reference, *ran])
+    fig = _figure(9.5, 1.2 + 0.42 * max(len(ran), 1) + 0.3 * len(failed))
+    ax = fig.subplots()
+    y = np.arange(len(ran))[::-1]  # the first row (most harmful) at the top
+    means = [r["delta_top1_mean"] for r in ran]
+    colors = ["#c0504d" if m < 0 else "#4f81bd" for m in means]
+    ax.barh(y, means, xerr=[r["delta_top1_sd"] or 0.0 for r in ran], color=colors, alpha=0.85, capsize=3,
+            error_kw={"lw": 1, "ecolor": "0.25"})
+    ax.set_yticks(y, [r["change"] for r in ran])
+    ax.axvline(0, color="0.2", lw=0.8)
+    ax.set_xlabel(f"top-1 change from {reference['name']} (points), mean ± sd of the paired seed differences")
+    ax.grid(axis="x", alpha=0.3)
+    ax.margins(x=0.18)
+    for yi, r, f in zip(y, ran, flops[1:], strict=True):  # each variant's cost, beside its bar
+        ax.annotate(f"{f:.3g} {unit.split()[0]}", (0, yi), xytext=(4 if r["delta_top1_mean"] < 0 else -4, 0),
+                    textcoords="offset points", va="center", ha="left" if r["delta_top1_mean"] < 0 else "right",
+                    fontsize=8, color="0.3")
+    seeds = "-".join(map(str, sorted({min(r["paired_seeds"] for r in ran), max(r["paired_seeds"] for r in ran)})))
+    fig.suptitle(f"{reference['name']} ({reference['top1_mean']:.1f}% top-1, {flops[0]:.3g} {unit}) with one change"
+                 f" each\n{_data_name(rows)}, {reference['scale']} scale, {reference['input_size']} px, {seeds} paired "
+                 "seeds. '-x': delta x reverted, so a bar left of 0 means x helps",
+                 fontsize=11)
+    if failed:
+        fig.supxlabel("failed, no network: " + "; ".join(f"{r['change']} ({r['error']})" for r in failed),
+                      fontsize=8.5, color="0.3", x=0.02, ha="left")
+    _save(fig, out_base)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Draw the roadmap figure and the cost plots of an experiment.")
     parser.add_argument("--experiment", type=Path, required=True,
                         help=f"an experiment folder: reads its {RECORDS}/*.json, writes the figures beside them")
+    parser.add_argument("--reference", metavar="NAME",
+                        help="an ablation study: draw each variant's change from the run named NAME (ablation.png)")
     args = parser.parse_args(argv)
+    if args.reference:
+        records_dir = args.experiment / RECORDS
+        try:
+            rows = compare(load_records(records_dir, roadmap_only=False), args.reference, load_failures(records_dir))
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        ablation_figure(rows, args.experiment / "ablation")
+        return
     rows = aggregate(load_records(args.experiment / RECORDS))
     if not rows:
         raise SystemExit(f"no completed records in {args.experiment / RECORDS}")

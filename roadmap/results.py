@@ -19,7 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from roadmap.ablation import run_name
+from roadmap.ablation import FINAL_STEP, run_name
 from roadmap.steps import ROADMAP, STEPS
 
 
@@ -219,6 +219,88 @@ def aggregate(records: list[dict]) -> list[dict]:
     return rows
 
 
+def _difference(deltas: list[str], reference: list[str]) -> str:
+    """A variant's deltas relative to the reference's: ``-x`` for each reverted, ``+y`` for each added."""
+    reverted = [f"-{d}" for d in reference if d not in deltas]
+    return " ".join(reverted + [f"+{d}" for d in deltas if d not in reference]) or "(reference)"
+
+
+def compare(records: list[dict], reference: str = FINAL_STEP, failures: list[dict] = ()) -> list[dict]:
+    """One row per variant of an ablation study, sorted by its paired top-1 change from the reference network
+    (the run named `reference`): what it reverts or adds, seed statistics, cost. A variant whose every job
+    failed gets a row with its error instead of numbers: listed, not dropped."""
+    by_name: dict[str, dict[int, dict]] = defaultdict(dict)
+    for record in records:
+        by_name[record["name"]][record["seed"]] = record
+    if reference not in by_name:
+        raise ValueError(f"no completed record of the reference {reference!r}; names found: {sorted(by_name)}")
+    shared = {key: _shared(records, key) for key in SHARED}
+    base = by_name[reference]
+    base_deltas = base[min(base)]["deltas"]
+    rows = []
+    for name, runs in by_name.items():
+        paired = sorted(runs.keys() & base.keys())
+        diffs = [runs[seed]["top1"] - base[seed]["top1"] for seed in paired]
+        delta_mean, delta_sd = _mean_sd(diffs)
+        top1_mean, top1_sd = _mean_sd([r["top1"] for r in runs.values()])
+        first = runs[min(runs)]
+        rows.append({
+            "name": name,
+            "change": _difference(first["deltas"], base_deltas),
+            "seeds": len(runs),
+            "top1_mean": top1_mean,
+            "top1_sd": top1_sd,
+            "delta_top1_mean": delta_mean,
+            "delta_top1_sd": delta_sd,
+            "delta_top1_ci95": _ci95(delta_sd, len(paired)),
+            "paired_seeds": len(paired),
+            "gflops": first["gflops"],
+            "gflops_224": first["gflops_224"],
+            "params": first["params"],
+            "train_images_per_second_mean": statistics.fmean(r["train_images_per_second"] for r in runs.values()),
+            "error": None,
+            "deltas": " ".join(first["deltas"]),
+            **shared,
+        })
+    rows.sort(key=lambda r: (r["name"] != reference, r["delta_top1_mean"] if r["paired_seeds"] else math.inf))
+    for name in dict.fromkeys(f["name"] for f in failures if f["name"] not in by_name):
+        failed = [f for f in failures if f["name"] == name]
+        rows.append({**dict.fromkeys(rows[0]), "name": name, "change": _difference(failed[0]["deltas"], base_deltas),
+                     "seeds": 0, "paired_seeds": 0, "error": failed[0]["error"].partition("\n")[0],
+                     "deltas": " ".join(failed[0]["deltas"]), **shared})
+    return rows
+
+
+def comparison_markdown(rows: list[dict]) -> str:
+    head, reference = rows[0], rows[0]["name"]
+    lines = [
+        f"# Ablation against {reference}: {head['data']}, {head['scale']} scale, {head['regime']} regime, "
+        f"{head['input_size']} px",
+        "",
+        f"Each row is {reference} with the deltas in `change` reverted (-) or added (+). Δ top-1: the variant",
+        "minus the reference, paired by seed: mean ± sample sd, and the 95% CI of the mean (Student's t) over",
+        f"the n seeds both ran. Sorted by Δ: the most harmful change to {reference} comes first. GFLOPs and",
+        "params at the run's scale and input size; img/s: measured training throughput.",
+        "",
+        "| change | name | seeds | top-1 | Δ top-1 | 95% CI of Δ | GFLOPs | params | img/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["error"]:
+            lines.append(f"| {r['change']} | {r['name']} | 0 | failed: {r['error']} | | | | | |")
+            continue
+        ci = r["delta_top1_ci95"]
+        lines.append("| " + " | ".join([
+            r["change"], r["name"], str(r["seeds"]), _pm(r["top1_mean"], r["top1_sd"]),
+            f"{_pm(r['delta_top1_mean'], r['delta_top1_sd'], '+')} ({r['paired_seeds']})" if r["name"] != reference
+            else "",
+            "" if ci is None or r["name"] == reference else f"[{r['delta_top1_mean'] - ci:+.2f}, "
+            f"{r['delta_top1_mean'] + ci:+.2f}]",
+            f"{r['gflops']:.4g}", f"{r['params']:,}", f"{r['train_images_per_second_mean']:.0f}",
+        ]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def to_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
@@ -272,29 +354,43 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(rows: list[dict], out_dir: Path) -> None:
+def write_tables(rows: list[dict], out_dir: Path, markdown: str) -> None:
     """`table.csv` (full precision, for other tools) and `table.md` (rounded, for people), each atomically."""
     atomic_write_text(out_dir / "table.csv", to_csv(rows))
-    atomic_write_text(out_dir / "table.md", to_markdown(rows))
+    atomic_write_text(out_dir / "table.md", markdown)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Aggregate run records (result.json) into per-step tables.")
+    parser = argparse.ArgumentParser(description="Aggregate run records (result.json) into tables: per roadmap "
+                                     "step, or, with --reference, per variant of an ablation study.")
     parser.add_argument("--runs", type=Path, required=True,
                         help="folder searched recursively for result.json (or an experiment's records/)")
     parser.add_argument("--collect-to", type=Path,
-                        help=f"first copy the usable records here as <step>-seed<seed>.json (an experiment's "
+                        help=f"first copy the usable records here as <name>-seed<seed>.json (an experiment's "
                         f"{RECORDS}/), then aggregate all the records there")
     parser.add_argument("--out", type=Path, help=f"where table.csv and table.md go (default: the experiment folder, "
                         f"that is the parent of a {RECORDS}/ folder given to --collect-to or --runs, else --runs)")
+    parser.add_argument("--reference", metavar="NAME",
+                        help=f"an ablation study: compare every run to the run named NAME (e.g. {FINAL_STEP}, "
+                        "ConvNeXt-T) instead of tabulating roadmap steps; failed variants are listed")
     args = parser.parse_args(argv)
     if not args.runs.is_dir():
         parser.error(f"--runs {args.runs}: no such folder")
+    roadmap_only = args.reference is None
     if args.collect_to:
-        collect(args.runs, args.collect_to)
+        collect(args.runs, args.collect_to, roadmap_only)
     records_dir = args.collect_to or args.runs  # an experiment's table covers all its records, earlier ones too
-    rows = aggregate(load_records(records_dir))
-    if not rows:
+    records = load_records(records_dir, roadmap_only)
+    if not records:
         raise SystemExit(f"no completed records under {records_dir}")
-    write_tables(rows, args.out or (records_dir.parent if records_dir.name == RECORDS else records_dir))
-    print(to_markdown(rows), end="")
+    if roadmap_only:
+        rows = aggregate(records)
+        markdown = to_markdown(rows)
+    else:
+        try:
+            rows = compare(records, args.reference, load_failures(records_dir))
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        markdown = comparison_markdown(rows)
+    write_tables(rows, args.out or (records_dir.parent if records_dir.name == RECORDS else records_dir), markdown)
+    print(markdown, end="")

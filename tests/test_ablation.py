@@ -101,7 +101,7 @@ def test_a_free_combination_trains_and_records_its_name_and_deltas(tmp_path):
 
 @pytest.mark.parametrize(("deltas", "message"), [
     (["kernel_5", "kernel_7"], "deltas kernel_5 and kernel_7 conflict: both set model.kernel_size"),
-    (["width_96", "stage_ratio"], "list stage_ratio before width_96"),
+    (["width_96", "stage_ratio"], "List stage_ratio before width_96"),
     ([*chain("gelu"), "kernel_11"], "deltas kernel_7 and kernel_11 conflict"),
 ])
 def test_conflicting_deltas_are_named(deltas, message):

@@ -94,7 +94,7 @@ def test_bad_records_are_named_in_a_warning_and_skipped(tmp_path):
         "missing top1": write(tmp_path / "multirun/4/result.json", {k: v for k, v in record("gelu", 4, 1.0).items()
                                                                    if k != "top1"}),
         "status 'failed': RuntimeError: out of memory": write(tmp_path / "multirun/5/result.json", failed),
-        "not step gelu's roadmap changes": write(tmp_path / "multirun/6/result.json",
+        "gelu+layer_norm is an ablation, not a roadmap step": write(tmp_path / "multirun/6/result.json",
                                                  record("gelu", 6, 1.0, deltas=[*chain("gelu"), "layer_norm"])),
     }
     write(tmp_path / "multirun/0-gelu-seed0/wandb/wandb-summary.json", "{}")  # not a record: not read
@@ -114,7 +114,7 @@ def test_a_duplicate_keeps_the_newest_record(tmp_path):
     older = write(tmp_path / "b/result.json", record("gelu", 0, 20.0))  # read second, but older
     os.utime(newer, (2_000_000_000, 2_000_000_000))
     os.utime(older, (1_000_000_000, 1_000_000_000))
-    with pytest.warns(RecordWarning, match=re.escape(f"keeping the newer {newer}, skipping {older}")):
+    with pytest.warns(RecordWarning, match=re.escape(f"keeping {newer}, skipping {older}")):
         records = load_records(tmp_path)
     assert [r["top1"] for r in records] == [10.0]
 
@@ -161,6 +161,48 @@ def test_svg_output_is_deterministic(tmp_path):
     figure.roadmap_figure(rows, tmp_path / "a")
     figure.roadmap_figure(rows, tmp_path / "b")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
+
+
+def variant(reverted: str | None, seed: int, top1: float, **changes: object) -> dict:
+    """A leave-one-out record: ConvNeXt-T (the last step) without `reverted`, applied as +delta=[...]."""
+    deltas = [d for d in chain(ROADMAP[-1].name) if d != reverted]
+    return record("baseline", seed, top1, deltas=deltas, **changes)
+
+
+def test_ablation_rows_are_paired_changes_from_the_reference_sorted_most_harmful_first(tmp_path):
+    runs = tmp_path / "multirun"
+    for seed in range(3):
+        write(runs / f"full{seed}/result.json", variant(None, seed, 60.0 + seed))
+        write(runs / f"gelu{seed}/result.json", variant("gelu", seed, 58.0 + 3 * seed))  # -2, 0, +2
+        write(runs / f"ln{seed}/result.json", variant("layer_norm", seed, 50.0 + seed))  # -10 each
+    write(runs / "k/result.json", {"status": "failed", "name": "separate_downsampling-kernel_7", "step": "baseline",
+                                   "deltas": variant("kernel_7", 0, 0)["deltas"], "seed": 0,
+                                   "error": "ValueError: no network\ndetails"})
+    experiment = tmp_path / "exp"
+    results.main(["--runs", str(runs), "--collect-to", str(experiment / "records"),
+                  "--reference", "separate_downsampling"])
+    assert len(list((experiment / "records").glob("*.json"))) == 10  # the failed record is kept
+    rows = results.compare(load_records(experiment / "records", roadmap_only=False), "separate_downsampling",
+                           results.load_failures(experiment / "records"))
+    assert [r["change"] for r in rows] == ["(reference)", "-layer_norm", "-gelu", "-kernel_7"]
+    ln, gelu, failed = rows[1:]
+    assert (ln["delta_top1_mean"], ln["delta_top1_sd"], ln["paired_seeds"]) == (-10.0, 0.0, 3)
+    assert gelu["delta_top1_mean"] == pytest.approx(0.0) and gelu["delta_top1_sd"] == pytest.approx(2.0)
+    assert gelu["delta_top1_ci95"] == pytest.approx(T_975_2DF * 2 / math.sqrt(3), rel=1e-4)
+    assert ln["name"] == "fewer_norms+separate_downsampling" and gelu["name"] == "separate_downsampling-gelu"
+    assert failed["error"] == "ValueError: no network" and failed["seeds"] == 0
+    markdown = (experiment / "table.md").read_text()
+    assert "| -gelu | separate_downsampling-gelu | 3 | 61.00 ± 3.00 | +0.00 ± 2.00 (3) |" in markdown
+    assert "| -kernel_7 | separate_downsampling-kernel_7 | 0 | failed: ValueError: no network |" in markdown
+    figure.main(["--experiment", str(experiment), "--reference", "separate_downsampling"])
+    assert (experiment / "ablation.png").stat().st_size > 20_000
+
+
+def test_ablation_without_its_reference_says_so(tmp_path):
+    write(tmp_path / "records/a.json", variant("gelu", 0, 50.0))
+    write(tmp_path / "records/separate_downsampling-gelu-seed0.json", variant("gelu", 0, 50.0))
+    with pytest.raises(SystemExit, match="no completed record of the reference 'separate_downsampling'"):
+        results.main(["--runs", str(tmp_path / "records"), "--reference", "separate_downsampling"])
 
 
 SHIPPED = Path(__file__).resolve().parent.parent / "experiments" / "fashion_mnist_proxy"
