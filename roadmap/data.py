@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import math
 import os
 import random
 import shutil
@@ -45,6 +46,7 @@ FASHION_MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+PADDING_LABEL = -1  # the label of validation padding under DDP, which the metrics skip
 FOLDER_LAYOUT = "<root>/train/<class>/<image> and <root>/val/<class>/<image> (torchvision ImageFolder layout)"
 
 Stats = tuple[float, ...]
@@ -102,11 +104,16 @@ class EpochSampler(Sampler[tuple[int, int]]):
     holds in worker processes too (even persistent ones, whose copy of the dataset never sees
     `set_epoch`). `generator` is re-seeded with seed + epoch and given to the DataLoader, so the worker
     base seeds are a function of (seed, epoch) as well. Lightning calls `set_epoch` every epoch.
+
+    Under DDP each of the `world_size` processes takes every `world_size`-th index of the one shared
+    order, starting at its `rank`; the order is first padded by wrapping around, so that every process
+    runs the same number of batches (as torch's DistributedSampler does).
     """
 
-    def __init__(self, size: int, seed: int, epoch: int = 0) -> None:
+    def __init__(self, size: int, seed: int, epoch: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.size = size
         self.seed = seed
+        self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator()
         self.set_epoch(epoch)
 
@@ -115,13 +122,37 @@ class EpochSampler(Sampler[tuple[int, int]]):
         self.generator.manual_seed(self.seed + epoch)
 
     def __len__(self) -> int:
-        return self.size
+        return math.ceil(self.size / self.world_size)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         # Its own stream, not `generator`: the DataLoader draws from that one too, at times that differ
         # between a fresh and a resumed run.
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        order = np.resize(order, len(self) * self.world_size)[self.rank::self.world_size]
         return iter([(self.epoch, int(i)) for i in order])
+
+
+class ValidationShard(Dataset):
+    """One process's share of the validation set under DDP: every `world_size`-th image from `rank` on.
+
+    Shares differ by at most one image; the shorter ones are padded with a copy labelled -1, which the
+    metrics skip. So every process runs the same number of batches, and each image counts exactly once,
+    where torch's DistributedSampler would count its padding twice.
+    """
+
+    def __init__(self, dataset: Dataset, rank: int, world_size: int) -> None:
+        self.dataset = dataset
+        self.indices = list(range(rank, len(dataset), world_size))
+        self.length = math.ceil(len(dataset) / world_size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        if i < len(self.indices):
+            return self.dataset[self.indices[i]]
+        image, _ = self.dataset[0]
+        return image, PADDING_LABEL
 
 
 class TransformedSubset(Dataset):
@@ -269,10 +300,22 @@ class ImageData(lightning.LightningDataModule):
             return 0
         return int(trainer.fit_loop.epoch_progress.current.processed)
 
+    def _shard(self) -> tuple[int, int]:
+        """(rank, world size) of this process: under DDP each process loads its own share."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_batches(self, world_size: int = 1) -> int:
+        """Training batches per epoch in each of `world_size` processes (incomplete batches are dropped)."""
+        if self.train_set is None:
+            self.setup("fit")
+        return math.ceil(len(self.train_set) / world_size) // self.batch_size
+
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
-        sampler = EpochSampler(len(self.train_set), self.seed, self._current_epoch())
+        rank, world_size = self._shard()
+        sampler = EpochSampler(len(self.train_set), self.seed, self._current_epoch(), rank, world_size)
         return DataLoader(
             self.train_set, batch_size=self.batch_size, sampler=sampler, generator=sampler.generator,
             drop_last=True, **self._loader_options(),
@@ -281,7 +324,9 @@ class ImageData(lightning.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         if self.val_set is None:
             self.setup("validate")
-        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, **self._loader_options())
+        rank, world_size = self._shard()
+        val_set = self.val_set if world_size == 1 else ValidationShard(self.val_set, rank, world_size)
+        return DataLoader(val_set, batch_size=self.batch_size, shuffle=False, **self._loader_options())
 
     def _loader_options(self) -> dict[str, Any]:
         return {

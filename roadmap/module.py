@@ -8,8 +8,10 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from roadmap.data import PADDING_LABEL
 from roadmap.recipe import build_ema, build_loss, build_mixup, build_optimizer, build_scheduler
 
 
@@ -25,9 +27,10 @@ class RoadmapModule(L.LightningModule):
     """
 
     def __init__(self, model: nn.Module, recipe: Mapping[str, Any], *, num_classes: int, lr: float,
-                 batch_size: int, epochs: int, steps_per_epoch: int) -> None:
+                 batch_size: int, epochs: int, steps_per_epoch: int, channels_last: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.channels_last = channels_last  # NHWC batches, for the tensor cores of a GPU
         self.recipe = recipe
         self.lr, self.epochs, self.steps_per_epoch = lr, epochs, steps_per_epoch
         self.mixup = build_mixup(recipe["augment"], num_classes, batch_size)
@@ -36,14 +39,21 @@ class RoadmapModule(L.LightningModule):
         self.top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.top5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
         self.ema_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        # Metric objects, not logged floats: under DDP they add up every process's share of the validation set.
+        self.val_loss = MeanMetric()
+        self.val_images = SumMetric()
         self.loss_curve: list[float] = []  # mean training loss of each finished epoch
         self._epoch_losses: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def _images(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
+        x = self._images(x)
         if self.mixup is not None:
             x, y = self.mixup(x, y)
         loss = self.train_loss(self.model(x), y)
@@ -64,19 +74,31 @@ class RoadmapModule(L.LightningModule):
         epoch_loss = torch.stack(self._epoch_losses).mean().item()
         self._epoch_losses.clear()
         self.loss_curve.append(epoch_loss)
-        self.log("train/epoch_loss", epoch_loss)
+        self.log("train/epoch_loss", epoch_loss, sync_dist=True)  # the mean over processes under DDP
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
+        keep = y != PADDING_LABEL  # DDP pads the shorter validation shards; padding counts for nothing
+        x, y = self._images(x[keep]), y[keep]
+        if len(y) == 0:
+            return
         logits = self.model(x)
         self.top1(logits, y)
         self.top5(logits, y)
-        self.log("val/loss", nn.functional.cross_entropy(logits, y), on_epoch=True)
-        self.log("val/top1", self.top1, on_epoch=True, prog_bar=True)
-        self.log("val/top5", self.top5, on_epoch=True)
+        self.val_loss(nn.functional.cross_entropy(logits, y), weight=len(y))
+        self.val_images(len(y))
         if self.ema is not None:
             self.ema_top1(self.ema.module(x), y)
-            self.log("val/ema_top1", self.ema_top1, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        """Each metric computed once over the whole validation set (all processes' shares), then reset."""
+        metrics = {"top1": self.top1, "top5": self.top5, "loss": self.val_loss, "images": self.val_images}
+        if self.ema is not None:
+            metrics["ema_top1"] = self.ema_top1
+        for name, metric in metrics.items():
+            # sync_dist: the value is already global; averaging equal values keeps it, and tells Lightning so
+            self.log(f"val/{name}", metric.compute(), prog_bar=name == "top1", sync_dist=True)
+            metric.reset()
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, self.recipe, self.lr)

@@ -1,0 +1,83 @@
+"""Scaling out on this CPU: DDP with two gloo processes, the submitit launcher, the global batch and its lr."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from roadmap.config import build_model, compose
+from roadmap.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+VAL_SIZE = 37  # odd: two processes cannot split it evenly, so a padding sampler would count an image twice
+TINY = ("data=synthetic", "data.train_size=64", f"data.val_size={VAL_SIZE}", "scale.input_size=32",
+        "scale.batch_size=8", "scale.epochs=1", "logger.wandb.enabled=false")
+CPU_DDP = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
+           "trainer.channels_last=false", "trainer.deterministic=true")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, cwd=cwd,
+                            timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@torch.no_grad()
+def evaluate_checkpoint(checkpoint: Path, overrides: tuple[str, ...]) -> tuple[float, int]:
+    """Top-1 (%) of a checkpoint's weights over the whole validation set, in this one process."""
+    cfg = compose(overrides)
+    model = build_model(cfg).eval()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("validate")
+    correct = seen = 0
+    for x, y in datamodule.val_dataloader():
+        correct += (model(x).argmax(1) == y).sum().item()
+        seen += len(y)
+    return 100 * correct / seen, seen
+
+
+def test_ddp_on_two_cpu_processes_writes_one_record_over_the_whole_validation_set(tmp_path):
+    run_cli(*TINY, *CPU_DDP, "seed=3", f"hydra.sweep.dir={tmp_path}", "-m", cwd=tmp_path)
+    records = list(tmp_path.rglob("result.json"))
+    assert len(records) == 1, records  # one job, one record: no re-launched script, no extra output folder
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["0-baseline-seed3"]
+    record = json.loads(records[0].read_text())
+    assert record["status"] == "completed" and record["devices"] == 2
+    assert record["val_images"] == VAL_SIZE
+    assert record["global_batch_size"] == 16 and record["accumulate_grad_batches"] == 1
+    assert record["lr"] == pytest.approx(0.1 * (16 / 256) ** 0.5)  # the proxy's sqrt rule on the global batch
+    top1, seen = evaluate_checkpoint(records[0].parent / "checkpoints/last.ckpt", (*TINY, "seed=3"))  # its data
+    assert seen == VAL_SIZE
+    assert record["top1"] == pytest.approx(top1, abs=1e-4)
+
+
+def test_submitit_local_multirun_writes_one_record_per_seed(tmp_path):
+    run_cli(*TINY, "+step=patchify_stem", "seed=0,1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+            f"hydra.sweep.dir={tmp_path}", "-m", cwd=tmp_path)
+    records = sorted(tmp_path.rglob("result.json"))
+    assert [p.parent.name for p in records] == ["0-patchify_stem-seed0", "1-patchify_stem-seed1"]
+    assert [json.loads(p.read_text())["seed"] for p in records] == [0, 1]
+    assert all(json.loads(p.read_text())["status"] == "completed" for p in records)
+
+
+def test_global_batch_sets_accumulation_and_lr(tmp_path):
+    cfg = compose([*TINY, "scale.global_batch_size=32", "+trainer.limit_train_batches=4",
+                   "+trainer.limit_val_batches=1"])
+    record = train(cfg, tmp_path)
+    assert (record["global_batch_size"], record["batch_size"], record["accumulate_grad_batches"]) == (32, 8, 4)
+    assert record["lr"] == pytest.approx(0.1 * (32 / 256) ** 0.5)
+
+
+def test_relaunching_ddp_is_refused_with_the_fix(tmp_path):
+    cfg = compose([*TINY, *CPU_DDP, "trainer.strategy=ddp"])
+    with pytest.raises(ValueError, match="Use trainer=ddp"):
+        train(cfg, tmp_path)
+    assert not (tmp_path / "result.json").exists()
