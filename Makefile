@@ -13,7 +13,7 @@ SEEDS ?= 0,1,2
 STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; print(",".join(STEPS))')
 SWEEP = multirun/roadmap-$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: help install test lint flops roadmap figure leave-one-out wandb-sync
+.PHONY: help install test lint flops roadmap figure leave-one-out wandb-sync bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,3 +62,6 @@ leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear p
 wandb-sync: install ## upload the offline wandb runs under multirun/ and outputs/ (run `.venv/bin/wandb login` first)
 	@runs=$$(find multirun outputs -type d -name 'offline-run-*' 2>/dev/null); \
 	if [ -z "$$runs" ]; then echo "no offline wandb runs under multirun/ or outputs/"; else $(VENV)/bin/wandb sync $$runs; fi
+
+bench: install ## training img/s and peak memory, ours vs timm; BENCH_ARGS="--help", or "loader --help" for the data loader
+	$(PY) scripts/bench.py $(BENCH_ARGS)

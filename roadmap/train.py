@@ -187,6 +187,8 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
         "gflops_224": complexity(model, 224, cfg.data.in_chans).gflops}
     loggers = make_loggers(cfg, out_dir)
     trainer = make_trainer(cfg, out_dir, loggers, [Recorder(cfg, out_dir, started, run), *callbacks])
+    if cfg.trainer.accelerator == "cpu" and torch.cuda.is_available():
+        log.warning("training on the CPU although a GPU is present: pass trainer=gpu (or trainer=ddp) to use it")
     # The global batch drives the lr: per-device batch x devices x nodes x gradient accumulation.
     devices, nodes = trainer.num_devices, trainer.num_nodes
     global_batch = cfg.scale.global_batch_size or cfg.data.batch_size * devices * nodes
