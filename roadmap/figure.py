@@ -283,15 +283,15 @@ def ablation_figure(rows: list[dict], out_base: Path) -> None:
     ax.axvline(0, color="0.2", lw=0.8)
     ax.set_xlabel(f"top-1 change from {reference['name']} (points), mean ± sd of the paired seed differences")
     ax.grid(axis="x", alpha=0.3)
-    ax.margins(x=0.18)
-    for yi, r, f in zip(y, ran, flops[1:], strict=True):  # each variant's cost, beside its bar
-        ax.annotate(f"{f:.3g} {unit.split()[0]}", (0, yi), xytext=(4 if r["delta_top1_mean"] < 0 else -4, 0),
-                    textcoords="offset points", va="center", ha="left" if r["delta_top1_mean"] < 0 else "right",
-                    fontsize=8, color="0.3")
+    ax.margins(x=0.08)
+    for yi, f in zip(y, flops[1:], strict=True):  # each variant's cost, in a column right of the axes
+        ax.annotate(f"{f:.3g}", (1.01, yi), xycoords=("axes fraction", "data"), va="center", fontsize=8.5,
+                    color="0.3")
+    ax.annotate(unit.split()[0], (1.01, 1.0), xycoords="axes fraction", va="bottom", fontsize=8.5, color="0.3")
     seeds = "-".join(map(str, sorted({min(r["paired_seeds"] for r in ran), max(r["paired_seeds"] for r in ran)})))
     fig.suptitle(f"{reference['name']} ({reference['top1_mean']:.1f}% top-1, {flops[0]:.3g} {unit}) with one change"
                  f" each\n{_data_name(rows)}, {reference['scale']} scale, {reference['input_size']} px, {seeds} paired "
-                 "seeds. '-x': delta x reverted, so a bar left of 0 means x helps",
+                 "seeds. '-x' reverts delta x (a bar left of 0: x helps); '+y' adds y",
                  fontsize=11)
     if failed:
         fig.supxlabel("failed, no network: " + "; ".join(f"{r['change']} ({r['error']})" for r in failed),

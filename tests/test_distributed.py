@@ -18,7 +18,7 @@ VAL_SIZE = 37  # odd: two processes cannot split it evenly, so a padding sampler
 TINY = ("data=synthetic", "data.train_size=64", f"data.val_size={VAL_SIZE}", "scale.input_size=32",
         "scale.batch_size=8", "scale.epochs=1", "logger.wandb.enabled=false")
 CPU_DDP = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
-           "trainer.channels_last=false", "trainer.deterministic=true")
+           "trainer.channels_last=false", "trainer.deterministic=true", "trainer.benchmark=false")
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

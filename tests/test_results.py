@@ -220,3 +220,18 @@ def test_shipped_roadmap_is_rebuilt_from_its_records(tmp_path):
     figure.main(["--experiment", str(tmp_path)])
     for name in ("roadmap", "accuracy_vs_gflops", "accuracy_vs_throughput"):
         assert (tmp_path / f"{name}.png").stat().st_size > 30_000
+
+
+SHIPPED_ABLATION = Path(__file__).resolve().parent.parent / "experiments" / "leave_one_out"
+
+
+@pytest.mark.skipif(not (SHIPPED_ABLATION / "records").is_dir(), reason="no shipped leave-one-out study yet")
+def test_shipped_leave_one_out_is_rebuilt_from_its_records(tmp_path):
+    """`make figure` reproduces the committed leave-one-out table: every delta of ConvNeXt-T reverted, 3 seeds."""
+    results.main(["--runs", str(SHIPPED_ABLATION / "records"), "--out", str(tmp_path),
+                  "--reference", "separate_downsampling"])
+    assert (tmp_path / "table.csv").read_text() == (SHIPPED_ABLATION / "table.csv").read_text()
+    rows = results.compare(load_records(SHIPPED_ABLATION / "records", roadmap_only=False), "separate_downsampling")
+    reverted = {row["change"].removeprefix("-") for row in rows if row["change"].startswith("-")}
+    assert reverted == set(chain("separate_downsampling"))
+    assert all(row["seeds"] == row["paired_seeds"] == 3 for row in rows[1:])
