@@ -149,6 +149,9 @@ class Recorder(Callback):
 def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callbacks: Sequence[Callback]) -> L.Trainer:
     """The Lightning Trainer of `cfg.trainer`, refusing the one DDP set-up that breaks under Hydra."""
     args = {k: v for k, v in cfg.trainer.items() if k not in OWN_TRAINER_KEYS}
+    if args["accelerator"] in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"trainer.accelerator={args['accelerator']}, but torch sees no GPU here "
+                         "(torch.cuda.is_available() is False): run on a GPU machine, or use trainer=cpu.")
     trainer = L.Trainer(
         **args, max_epochs=cfg.scale.epochs, logger=loggers,
         # Every epoch: the newest checkpoint replaces the previous one, and checkpoints/last.ckpt links to it.

@@ -81,3 +81,9 @@ def test_relaunching_ddp_is_refused_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="Use trainer=ddp"):
         train(cfg, tmp_path)
     assert not (tmp_path / "result.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_gpu_trainer_without_a_gpu_names_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="torch sees no GPU here .* use trainer=cpu"):
+        train(compose([*TINY, "trainer=gpu"]), tmp_path)
