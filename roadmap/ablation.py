@@ -17,16 +17,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from roadmap.steps import ROADMAP, STEPS, chain
+from roadmap.steps import ORDER, ROADMAP, STEPS, chain, roadmap_order
 
 DELTA_DIR = Path(__file__).resolve().parent.parent / "conf" / "delta"
 FINAL_STEP = ROADMAP[-1].name  # ConvNeXt-T in the ResNet-50 regime (ConvNeXt-B in the ResNet-200 one)
-ORDER = {step.name: i for i, step in enumerate(ROADMAP)}
 
 
 def _in_order(deltas: Iterable[str]) -> list[str]:
     """Roadmap order; deltas that are not roadmap steps (e.g. pointwise_linear) after them, by name."""
-    return sorted(deltas, key=lambda d: (ORDER.get(d, len(ORDER)), d))
+    return sorted(deltas, key=lambda d: (roadmap_order(d), d))
 
 
 def run_name(deltas: Iterable[str]) -> str:

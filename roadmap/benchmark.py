@@ -39,7 +39,7 @@ from torch import nn
 from roadmap.config import PAPER_SETTING, build_model, compose
 from roadmap.prepare import resize_folder
 from roadmap.results import atomic_write_text
-from roadmap.train import reset_peak_memory
+from roadmap.train import proc_status_mb, reset_peak_memory
 
 CONVNEXT_STEP = "separate_downsampling"  # the roadmap's last step: ConvNeXt-T
 # Per device: the CPU's defaults finish the whole comparison in a few minutes on 2 cores.
@@ -143,15 +143,6 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _proc_status_mb(field: str) -> float | None:
-    """A memory field of /proc/self/status (Linux), in MiB."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
 def _release_freed_memory() -> None:
     """Hand the heap's free pages back to the OS (glibc), so that the next model's resident-set growth is its own
     and not what an earlier model freed."""
@@ -176,12 +167,12 @@ def step_memory(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     if not cuda:
         gc.collect()
         _release_freed_memory()
-    before = torch.cuda.memory_allocated() / 2**20 if cuda else _proc_status_mb("VmRSS")
+    before = torch.cuda.memory_allocated() / 2**20 if cuda else proc_status_mb("VmRSS")
     reset_peak_memory()
     for _ in range(steps):
         train_step(model, optimizer, x, y, settings.amp)
     _sync(settings.device)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else _proc_status_mb("VmHWM")
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else proc_status_mb("VmHWM")
     return None if peak is None or before is None else resident_mb(model, optimizer) + peak - before
 
 

@@ -16,7 +16,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Annotation, Text
 from matplotlib.ticker import MaxNLocator
 
-from roadmap.results import RECORDS, aggregate, compare, load_failures, load_records
+from roadmap.results import RECORDS, aggregate, compare_folder, load_records
 from roadmap.steps import ROADMAP, STEPS
 
 STYLE = {
@@ -307,12 +307,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="an ablation study: draw each variant's change from the run named NAME (ablation.png)")
     args = parser.parse_args(argv)
     if args.reference:
-        records_dir = args.experiment / RECORDS
-        try:
-            rows = compare(load_records(records_dir, roadmap_only=False), args.reference, load_failures(records_dir))
-        except ValueError as error:
-            raise SystemExit(str(error)) from None
-        ablation_figure(rows, args.experiment / "ablation")
+        ablation_figure(compare_folder(args.experiment / RECORDS, args.reference), args.experiment / "ablation")
         return
     rows = aggregate(load_records(args.experiment / RECORDS))
     if not rows:

@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from roadmap.ablation import FINAL_STEP, run_name
-from roadmap.steps import ROADMAP, STEPS
+from roadmap.steps import ROADMAP, STEPS, roadmap_order
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -63,7 +63,6 @@ RECORD_NAME = re.compile(r"result\.json|[\w+-]+-seed\d+\.json")  # a run's own r
 REQUIRED = ("step", "seed", "deltas", "regime", "scale", "data", "input_size", "top1", "top5", "params", "gflops",
             "gflops_224", "train_images_per_second", "peak_memory_mb", "device")
 SHARED = ("regime", "scale", "data", "input_size")  # rows are comparable only when their records agree on these
-ORDER = {step.name: i for i, step in enumerate(ROADMAP)}
 
 
 class RecordWarning(UserWarning):
@@ -95,7 +94,7 @@ def _read_record(path: Path) -> dict:
 
 def _sort_key(item: tuple[tuple[str, int], Any]) -> tuple[int, str, int]:
     (name, seed), _ = item
-    return ORDER.get(name, len(ORDER)), name, seed
+    return roadmap_order(name), name, seed
 
 
 def _records(runs_dir: Path, roadmap_only: bool) -> dict[tuple[str, int], tuple[Path, dict]]:
@@ -129,11 +128,6 @@ def _records(runs_dir: Path, roadmap_only: bool) -> dict[tuple[str, int], tuple[
 def load_records(runs_dir: Path, roadmap_only: bool = True) -> list[dict]:
     """The completed records under `runs_dir` (run folders or an experiment's records/), roadmap steps first."""
     return [r for _, r in _records(runs_dir, roadmap_only).values() if r["status"] == "completed"]
-
-
-def load_failures(runs_dir: Path) -> list[dict]:
-    """The failed jobs under `runs_dir` that no completed record of the same name and seed replaces."""
-    return [r for _, r in _records(runs_dir, roadmap_only=False).values() if r["status"] == "failed"]
 
 
 def collect(runs_dir: Path, records_dir: Path, roadmap_only: bool = True) -> list[Path]:
@@ -271,6 +265,17 @@ def compare(records: list[dict], reference: str = FINAL_STEP, failures: list[dic
     return rows
 
 
+def compare_folder(runs_dir: Path, reference: str) -> list[dict]:
+    """`compare` over every record under `runs_dir`, completed or failed (one failed job with no completed
+    record of the same name and seed is a failure); a missing reference exits with its message."""
+    records = [r for _, r in _records(runs_dir, roadmap_only=False).values()]
+    try:
+        return compare([r for r in records if r["status"] == "completed"], reference,
+                       [r for r in records if r["status"] == "failed"])
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+
+
 def comparison_markdown(rows: list[dict]) -> str:
     head, reference = rows[0], rows[0]["name"]
     lines = [
@@ -380,17 +385,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.collect_to:
         collect(args.runs, args.collect_to, roadmap_only)
     records_dir = args.collect_to or args.runs  # an experiment's table covers all its records, earlier ones too
-    records = load_records(records_dir, roadmap_only)
-    if not records:
-        raise SystemExit(f"no completed records under {records_dir}")
     if roadmap_only:
-        rows = aggregate(records)
+        rows = aggregate(load_records(records_dir))
+        if not rows:
+            raise SystemExit(f"no completed records under {records_dir}")
         markdown = to_markdown(rows)
     else:
-        try:
-            rows = compare(records, args.reference, load_failures(records_dir))
-        except ValueError as error:
-            raise SystemExit(str(error)) from None
+        rows = compare_folder(records_dir, args.reference)
         markdown = comparison_markdown(rows)
     write_tables(rows, args.out or (records_dir.parent if records_dir.name == RECORDS else records_dir), markdown)
     print(markdown, end="")

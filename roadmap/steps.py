@@ -61,6 +61,12 @@ ROADMAP: tuple[Step, ...] = (
     _step("separate_downsampling", "layer_norm", "micro design", "2.6", P(81.97, 4.49), P(83.60, 15.35)),
 )
 STEPS: dict[str, Step] = {step.name: step for step in ROADMAP}
+ORDER = {step.name: i for i, step in enumerate(ROADMAP)}  # a step's position in the roadmap
+
+
+def roadmap_order(name: str) -> int:
+    """Sort key: a roadmap step's position; anything else (an extra delta, an ablation's name) after them."""
+    return ORDER.get(name, len(ORDER))
 
 
 def get_step(name: str) -> Step:

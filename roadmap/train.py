@@ -51,14 +51,22 @@ def reset_peak_memory() -> None:
         (PROC_SELF / "clear_refs").write_text("5")  # Linux: resets the peak resident set (VmHWM)
 
 
+def proc_status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (Linux: VmRSS, VmHWM, ...) in MiB; None where there is none."""
+    with contextlib.suppress(OSError):
+        for line in (PROC_SELF / "status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
 def peak_memory_mb() -> tuple[float, str]:
     """GPU: the most memory torch allocated; CPU: the process's peak resident set since the reset."""
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
-    with contextlib.suppress(OSError):
-        for line in (PROC_SELF / "status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024, "process_peak_rss"
+    peak = proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak, "process_peak_rss"
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
 
 

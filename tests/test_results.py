@@ -182,8 +182,7 @@ def test_ablation_rows_are_paired_changes_from_the_reference_sorted_most_harmful
     results.main(["--runs", str(runs), "--collect-to", str(experiment / "records"),
                   "--reference", "separate_downsampling"])
     assert len(list((experiment / "records").glob("*.json"))) == 10  # the failed record is kept
-    rows = results.compare(load_records(experiment / "records", roadmap_only=False), "separate_downsampling",
-                           results.load_failures(experiment / "records"))
+    rows = results.compare_folder(experiment / "records", "separate_downsampling")
     assert [r["change"] for r in rows] == ["(reference)", "-layer_norm", "-gelu", "-kernel_7"]
     ln, gelu, failed = rows[1:]
     assert (ln["delta_top1_mean"], ln["delta_top1_sd"], ln["paired_seeds"]) == (-10.0, 0.0, 3)
