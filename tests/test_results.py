@@ -195,6 +195,9 @@ def test_ablation_rows_are_paired_changes_from_the_reference_sorted_most_harmful
     assert "| -kernel_7 | separate_downsampling-kernel_7 | 0 | failed: ValueError: no network |" in markdown
     figure.main(["--experiment", str(experiment), "--reference", "separate_downsampling"])
     assert (experiment / "ablation.png").stat().st_size > 20_000
+    first = (experiment / "ablation.svg").read_bytes()
+    figure.main(["--experiment", str(experiment), "--reference", "separate_downsampling"])
+    assert (experiment / "ablation.svg").read_bytes() == first  # redrawing the same records rewrites the same SVG
 
 
 def test_ablation_without_its_reference_says_so(tmp_path):
