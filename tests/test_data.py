@@ -15,18 +15,21 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 from PIL import Image
 
-from roadmap import data
 from roadmap.config import CONF_DIR, compose
 from roadmap.data import (
+    DEBIAN_FASHION_MNIST,
+    FASHION_MNIST_FILES,
     CIFARData,
     FashionMNISTData,
     FolderData,
     SyntheticData,
     balanced_subset,
     count_classes,
+    fashion_mnist,
 )
+from roadmap.data.sampling import BatchKey
 
-DEBIAN = Path(data.DEBIAN_FASHION_MNIST)
+DEBIAN = Path(DEBIAN_FASHION_MNIST)
 needs_debian = pytest.mark.skipif(
     not DEBIAN.is_dir(), reason=f"{DEBIAN} missing: apt-get install dataset-fashion-mnist")
 COMMON_KEYS = {"num_classes", "in_chans", "input_size", "batch_size", "num_workers", "pin_memory",
@@ -58,6 +61,7 @@ def fashion(cache_dir: Path, root: str | None = None, **overrides) -> FashionMNI
 
 
 def first_batch(dm, epoch: int, num_workers: int | None = None):
+    """The loader's first training batch of `epoch`, as the network gets it."""
     if num_workers is not None:
         dm.num_workers = num_workers
     loader = dm.train_dataloader()
@@ -74,19 +78,21 @@ def test_fashion_mnist_from_the_debian_folder(cache):
     dm.setup()
     assert (len(dm.train_set), len(dm.val_set)) == (60000, 10000)
     assert Counter(dm.val_set.targets) == {c: 1000 for c in range(10)}
+    # Grayscale, transformed once into memory, repeated to RGB per batch.
+    assert dm.val_set.images.shape == (10000, 1, 40, 40) and dm.val_set.images.dtype == torch.uint8
     x, y = next(iter(dm.val_dataloader()))
     assert x.shape == (256, 3, 40, 40) and x.dtype == torch.float32 and y.shape == (256,)
-    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 0], x[:, 2])  # grayscale repeated to RGB
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 0], x[:, 2])
     assert abs(x.mean().item()) < 0.3 and 0.8 < x.std().item() < 1.2  # normalised with the data set's stats
     x, _ = first_batch(dm, 0)
-    assert x.shape == (256, 3, 40, 40)
+    assert x.shape == (256, 3, 40, 40) and x.dtype == torch.float32
 
 
 @needs_debian
 def test_fashion_mnist_grayscale_and_the_modern_recipe(cache):
     dm = fashion(cache, in_chans=1, augment=augment("modern"))
     x, _ = first_batch(dm, 0)
-    assert x.shape == (16, 1, 32, 32)
+    assert x.shape == (16, 1, 32, 32) and x.dtype == torch.float32
 
 
 @needs_debian
@@ -96,6 +102,7 @@ def test_subset_is_class_balanced_and_the_same_for_every_seed(cache):
     assert Counter(a.train_set.targets) == {c: 60 for c in range(10)}
     assert Counter(a.val_set.targets) == {c: 10 for c in range(10)}
     assert np.array_equal(a.train_set.indices, b.train_set.indices)
+    assert np.array_equal(a.val_set.indices, b.val_set.indices)
 
 
 def test_balanced_subset_shares_out_remainders_and_small_classes():
@@ -110,10 +117,10 @@ def test_balanced_subset_shares_out_remainders_and_small_classes():
 
 @needs_debian
 def test_root_with_the_four_gz_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", str(tmp_path / "no_debian"))
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_MNIST", str(tmp_path / "no_debian"))
     root = tmp_path / "root"
     root.mkdir()
-    for name in data.FASHION_MNIST_FILES:
+    for name in FASHION_MNIST_FILES:
         os.symlink(DEBIAN / f"{name}.gz", root / f"{name}.gz")
     dm = fashion(tmp_path / "cache", root=str(root), train_subset=None, val_subset=None)
     dm.setup()
@@ -129,7 +136,7 @@ def test_root_with_the_four_gz_files(tmp_path, monkeypatch):
 
 
 def test_missing_fashion_mnist_names_the_three_ways(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", str(tmp_path / "no_debian"))
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_MNIST", str(tmp_path / "no_debian"))
     (tmp_path / "empty").mkdir()
     dm = fashion(tmp_path / "cache", root=str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError) as error:
@@ -164,6 +171,38 @@ def test_augmentations_do_not_depend_on_workers_nor_touch_the_global_rng(cache):
     assert torch.equal(torch.get_rng_state(), state)  # the model's randomness is left alone
     x2, y2 = first_batch(dm, 3, num_workers=2)
     assert torch.equal(x0, x2) and torch.equal(y0, y2)
+
+
+@needs_debian
+def test_training_batches_are_seeded_per_batch_by_their_place_in_training(cache):
+    """One seeding per batch (not per image): a batch's augmentations follow from (seed, epoch, rank, number)."""
+    dm = fashion(cache, augment=augment("modern"))
+    dm.setup()
+    key = BatchKey(epoch=2, rank=0, number=5, indices=(3, 1, 4, 1, 5, 9))
+    x, y = dm.train_set[key]
+    assert x.shape == (6, 3, 32, 32) and x.dtype == torch.float32
+    assert torch.equal(y, torch.tensor([dm.train_set.targets[i] for i in key.indices]))
+    assert torch.equal(dm.train_set[key][0], x)
+    assert not torch.equal(dm.train_set[key._replace(number=6)][0], x)
+    assert not torch.equal(dm.train_set[key._replace(epoch=3)][0], x)
+    # The same images at another place of the batch are augmented differently: the batch is seeded, not each image.
+    assert not torch.equal(dm.train_set[key._replace(indices=(1, 3, 4, 1, 5, 9))][0][1], x[0])
+
+
+def test_a_batch_is_normalised_then_erased_image_by_image():
+    dm = SyntheticData(train_size=16, val_size=4, **common())
+    eraser = FashionMNISTData(root=None, download=False, cache_dir="unused",
+                              **common(augment=OmegaConf.merge(augment(), {"random_erasing": 1.0})))
+    raw = torch.full((8, 1, 16, 16), 128, dtype=torch.uint8)
+    lightning.seed_everything(0)
+    a = eraser.finish(raw, True)
+    lightning.seed_everything(0)
+    assert torch.equal(eraser.finish(raw, True), a)  # the random state decides it (the loader seeds it per batch)
+    plain = eraser.finish(raw, False)
+    assert a.shape == plain.shape == (8, 3, 16, 16)
+    assert torch.equal(plain, plain[:1].expand(8, -1, -1, -1))  # evaluation: normalised, never erased
+    assert all(not torch.equal(a[i], plain[i]) for i in range(8))  # probability 1: every image has a patch
+    assert dm.finish(raw, True) is raw  # synthetic data is made normalised
 
 
 @needs_debian
@@ -241,10 +280,9 @@ def test_folder_data_skips_corrupt_images_with_a_warning(tmp_path):
     assert dm.num_classes == 2
     dm.setup()
     with pytest.warns(RuntimeWarning, match=str(corrupt)):
-        items = [dm.train_set[i] for i in range(len(dm.train_set))]
-    assert len(items) == 6
-    assert all(x.shape == (3, 32, 32) for x, _ in items)
-    assert [y for _, y in items] == [0, 0, 0, 1, 1, 1]  # the next readable image (same class here) stands in
+        x, y = dm.train_set[BatchKey(0, 0, 0, tuple(range(len(dm.train_set))))]
+    assert x.shape == (6, 3, 32, 32) and x.dtype == torch.float32
+    assert y.tolist() == [0, 0, 0, 1, 1, 1]  # the next readable image (same class here) stands in
     x, y = first_batch(dm, 0)
     assert x.shape == (4, 3, 32, 32)
 

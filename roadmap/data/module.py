@@ -1,0 +1,158 @@
+"""The data module every data set shares: subsets, timm's transforms, and a training order fixed by (seed, epoch).
+
+So that a roadmap step compares to another on exactly the same data:
+
+- transforms are timm's, driven by the recipe's `augment` block, so both recipes augment as the paper's code
+  does (per image, then per batch: roadmap/data/transforms.py);
+- `train_subset` / `val_subset` take a fixed, class-balanced sample drawn with a constant seed, so every run
+  seed and every step sees the same images;
+- the training data is a function of (seed, epoch): the order depends on nothing else, and each batch is
+  augmented under random states seeded from its place in training. A run resumed from a checkpoint therefore
+  sees the same batches as an uninterrupted one, whatever `num_workers` and `persistent_workers` are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import Any
+
+import lightning
+import numpy as np
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch.utils.data import DataLoader, Dataset
+
+from roadmap.data.datasets import ArrayImages, EvalBatches, TrainBatches, targets_of
+from roadmap.data.sampling import EpochBatches, ValidationBatches, balanced_subset
+from roadmap.data.transforms import BatchFinish, image_transform
+
+log = logging.getLogger(__name__)
+Stats = tuple[float, ...]
+
+
+class ImageData(lightning.LightningDataModule):
+    """The common data module. Subclasses implement `load_splits()` (the raw training and validation sets: PIL
+    images or `ArrayImages`, int labels, a `targets` attribute) and set `rgb_mean` / `rgb_std`."""
+
+    rgb_mean: Stats = IMAGENET_DEFAULT_MEAN
+    rgb_std: Stats = IMAGENET_DEFAULT_STD
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None,
+        in_chans: int,
+        input_size: int,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool | None,
+        persistent_workers: bool,
+        train_subset: int | None,
+        val_subset: int | None,
+        augment: Mapping[str, Any],
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.input_size = input_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.train_subset = train_subset
+        self.val_subset = val_subset
+        self.augment = augment
+        self.seed = seed
+        self.train_set: TrainBatches | None = None
+        self.val_set: EvalBatches | None = None
+
+    def load_splits(self) -> tuple[Dataset, Dataset]:
+        """The raw (untransformed) training and validation datasets."""
+        raise NotImplementedError
+
+    @cached_property
+    def finish(self) -> Callable[[torch.Tensor, bool], torch.Tensor]:
+        """What each batch of uint8 images becomes, once transformed image by image (`finish(x, train)`)."""
+        if self.in_chans not in (1, 3):
+            raise ValueError(f"data.in_chans={self.in_chans}: image datasets give 1 (grayscale) or 3 (RGB)")
+        return BatchFinish(*self.stats(self.in_chans), erasing=float(self.augment["random_erasing"]))
+
+    def stats(self, channels: int) -> tuple[Stats, Stats]:
+        """Normalisation mean and std for `channels` channels (one: the mean of the RGB statistics)."""
+        if channels == 3:
+            return tuple(self.rgb_mean), tuple(self.rgb_std)
+        return (float(np.mean(self.rgb_mean)),), (float(np.mean(self.rgb_std)),)
+
+    def transform(self, train: bool, channels: int) -> Callable | None:
+        """timm's per-image pipeline for images of `channels` channels."""
+        return image_transform(self.augment, self.input_size, train, self.stats(channels)[0])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train_raw, val_raw = self.load_splits()
+        classes = getattr(train_raw, "classes", None)
+        if classes is not None and self.num_classes is not None and len(classes) != self.num_classes:
+            raise ValueError(f"data.num_classes={self.num_classes}, but the dataset has {len(classes)} classes")
+        train_idx = balanced_subset(targets_of(train_raw), self.train_subset)
+        val_idx = balanced_subset(targets_of(val_raw), self.val_subset)
+        if len(train_idx) < self.batch_size:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} is larger than the training set ({len(train_idx)} images, "
+                f"data.train_subset={self.train_subset}); training drops incomplete batches, so lower "
+                "data.batch_size or use more images")
+        # Grayscale images are transformed as they are and become RGB per batch (BatchFinish); RGB images for a
+        # one-channel network are converted per image.
+        in_memory = isinstance(train_raw, ArrayImages)
+        channels = train_raw.channels if in_memory else 3
+        mode = "L" if self.in_chans == 1 and channels == 3 else None
+        channels = min(channels, self.in_chans)
+        self.train_set = TrainBatches(train_raw, train_idx, self.transform(True, channels), mode, self.finish,
+                                      self.seed)
+        self.val_set = EvalBatches(val_raw, val_idx, self.transform(False, channels), mode, self.finish,
+                                   precompute=in_memory)
+
+    def _current_epoch(self) -> int:
+        """The epoch Lightning is about to run: after a resume, the loader is built before `set_epoch` is called
+        (and workers prefetch), so the sampler must start at the restored epoch rather than at 0."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_progress.current.processed)
+
+    def _shard(self) -> tuple[int, int]:
+        """(rank, world size) of this process: under DDP each process loads its own share."""
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_batches(self, world_size: int = 1) -> int:
+        """Training batches per epoch in each of `world_size` processes (incomplete batches are dropped)."""
+        if self.train_set is None:
+            self.setup("fit")
+        return len(EpochBatches(len(self.train_set), self.batch_size, self.seed, world_size=world_size))
+
+    def train_dataloader(self) -> DataLoader:
+        """Whole batches from the sampler (`batch_size=None`): the dataset builds and seeds each batch itself."""
+        if self.train_set is None:
+            self.setup("fit")
+        rank, world_size = self._shard()
+        sampler = EpochBatches(len(self.train_set), self.batch_size, self.seed, self._current_epoch(), rank,
+                               world_size)
+        return DataLoader(self.train_set, batch_size=None, sampler=sampler, generator=sampler.generator,
+                          **self._loader_options())
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_set is None:
+            self.setup("validate")
+        sampler = ValidationBatches(len(self.val_set), self.batch_size, *self._shard())
+        return DataLoader(self.val_set, batch_size=None, sampler=sampler, **self._loader_options())
+
+    def _loader_options(self) -> dict[str, Any]:
+        return {
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.persistent_workers,
+        }
