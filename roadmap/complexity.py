@@ -16,6 +16,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
+from roadmap.network import SpatialConv
 from roadmap.results import atomic_write_text, to_csv
 from roadmap.steps import REGIMES, ROADMAP
 
@@ -36,13 +37,22 @@ def count_params(model: nn.Module) -> int:
 
 @torch.no_grad()
 def complexity(model: nn.Module, input_size: int = 224, in_chans: int = 3) -> Complexity:
-    """Count one image of `input_size` x `input_size` through `model` in eval mode."""
+    """Count one image of `input_size` x `input_size` through `model` in eval mode, every kernel whole (the
+    paper's convention, also on maps smaller than a kernel, where the network skips the taps that meet only
+    padding: roadmap.network.SpatialConv)."""
     was_training = model.training
     model.eval()
-    x = torch.zeros(1, in_chans, input_size, input_size)
-    flops = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    by_op = flops.by_operator()
-    model.train(was_training)
+    convs = [m for m in model.modules() if isinstance(m, SpatialConv)]
+    for conv in convs:
+        conv.crop = False
+    try:
+        x = torch.zeros(1, in_chans, input_size, input_size)
+        flops = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        by_op = flops.by_operator()
+    finally:
+        for conv in convs:
+            del conv.crop  # back to the class's default
+        model.train(was_training)
     return Complexity(count_params(model), sum(by_op.get(op, 0) for op in WEIGHT_OPS) / 1e9, flops.total() / 1e9)
 
 

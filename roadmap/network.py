@@ -94,6 +94,28 @@ def layer_order(spatial_position: str, norm_placement: str, activation_placement
     return kinds
 
 
+class SpatialConv(nn.Conv2d):
+    """A stride-1 "same" convolution that skips the kernel taps which only ever meet padding.
+
+    On an H x W map, a tap more than H - 1 rows (or W - 1 columns) from the kernel's centre never touches a pixel:
+    the central (2H - 1) x (2W - 1) taps give the same output, and the others' gradients are zero either way. At
+    the proxy's 32 px, ConvNeXt's stages 3 and 4 see 2 x 2 and 1 x 1 maps, where a 7 x 7 kernel is 82-98 %
+    padding, and the CPU's depthwise backward pass on them costs more than on an 8 x 8 map. The weights keep the
+    full kernel; `crop = False` runs it whole (complexity.py counts the paper's nominal FLOPs that way).
+    """
+
+    crop = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kh, kw), (h, w) = self.kernel_size, x.shape[-2:]
+        ch, cw = min(kh, 2 * h - 1), min(kw, 2 * w - 1)
+        if not self.crop or (ch, cw) == (kh, kw):
+            return super().forward(x)
+        top, left = (kh - ch) // 2, (kw - cw) // 2
+        weight = self.weight[:, :, top:top + ch, left:left + cw]
+        return nn.functional.conv2d(x, weight, self.bias, 1, (ch // 2, cw // 2), 1, self.groups)
+
+
 class Block(nn.Module):
     """A residual block: ``post_act(shortcut(x) + drop_path(branch(x)))``.
 
@@ -131,7 +153,8 @@ class Block(nn.Module):
             if kind == "spatial":
                 need: Layout | None = "first"
                 groups = chs if depthwise else 1
-                module: nn.Module = nn.Conv2d(chs, chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias)
+                conv = SpatialConv if stride == 1 else nn.Conv2d
+                module: nn.Module = conv(chs, chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias)
             elif kind in ("pw_in", "pw_out"):
                 out = hidden_chs if kind == "pw_in" else out_chs
                 if pointwise == "linear":

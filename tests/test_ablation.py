@@ -42,7 +42,7 @@ def test_reverting_a_delta_changes_exactly_that_deltas_arguments(reverted):
     changed = {f"model.{k}" for k, v in variant["model"].items() if full["model"][k] != v}
     if variant["recipe"] != full["recipe"]:
         changed.add("recipe")
-    if reverted == "modern_recipe":  # the recipe brings stochastic depth and layer scale with it
+    if reverted == "modern_recipe":  # the recipe brings stochastic depth, and the init of ConvNeXt-T's layer scale
         assert changed == {"recipe", "model.drop_path_rate", "model.layer_scale_init"}
     else:
         assert changed and changed <= settings(reverted), changed
