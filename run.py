@@ -2,7 +2,9 @@
 
 Hydra composes conf/train.yaml with the overrides; each job trains and writes result.json in its own
 output folder. In a multirun a failing job writes a failed record and the others go on; the
-multirun still exits non-zero at the end.
+multirun still exits non-zero at the end. Run again into the same folders (a fixed `hydra.sweep.dir`, as the
+Makefile's studies use), a job whose completed record is there is skipped and an interrupted one continues
+from its last checkpoint, so a study can run in pieces.
 """
 
 import logging
@@ -14,7 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from roadmap.results import write_failure
-from roadmap.train import train
+from roadmap.train import skip_or_continue, train
 
 log = logging.getLogger("run")
 
@@ -24,7 +26,8 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        train(cfg, out_dir)
+        if not skip_or_continue(cfg, out_dir):
+            train(cfg, out_dir)
     except Exception as error:
         if hydra_cfg.mode != RunMode.MULTIRUN:
             raise

@@ -27,12 +27,12 @@ class RoadmapModule(L.LightningModule):
     """
 
     def __init__(self, model: nn.Module, recipe: Mapping[str, Any], *, num_classes: int, lr: float,
-                 batch_size: int, epochs: int, steps_per_epoch: int, channels_last: bool = False) -> None:
+                 batch_size: int, steps_per_epoch: int, channels_last: bool = False) -> None:
         super().__init__()
         self.model = model
-        self.channels_last = channels_last  # NHWC batches, for the tensor cores of a GPU
-        self.recipe = recipe
-        self.lr, self.epochs, self.steps_per_epoch = lr, epochs, steps_per_epoch
+        self.channels_last = channels_last  # NHWC batches: faster convolutions on GPUs and on CPUs
+        self.recipe = recipe  # fitted to the run's length (roadmap/budget.py)
+        self.lr, self.steps_per_epoch = lr, steps_per_epoch
         self.mixup = build_mixup(recipe["augment"], num_classes, batch_size)
         self.train_loss = build_loss(recipe["augment"])
         self.ema = build_ema(model, recipe)
@@ -102,7 +102,7 @@ class RoadmapModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model, self.recipe, self.lr)
-        scheduler, interval = build_scheduler(optimizer, self.recipe, self.epochs, self.steps_per_epoch)
+        scheduler, interval = build_scheduler(optimizer, self.recipe, self.steps_per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:

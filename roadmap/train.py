@@ -21,6 +21,7 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
 from roadmap.ablation import check_combination
+from roadmap.budget import Budget, check_rules, fit_recipe
 from roadmap.complexity import complexity
 from roadmap.config import build_model
 from roadmap.data import count_classes
@@ -70,6 +71,33 @@ def peak_memory_mb() -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
 
 
+def composed_config(cfg: DictConfig) -> dict[str, Any]:
+    """The run's config as composed, resolved, without `resume` (which says how it ran, not what it is)."""
+    composed = OmegaConf.to_container(cfg, resolve=True)
+    composed.pop("resume", None)
+    return composed
+
+
+def skip_or_continue(cfg: DictConfig, out_dir: Path) -> bool:
+    """For a study run again into the same folders (`make roadmap` after an interruption): True when this job's
+    completed record is already in `out_dir`, so the job is skipped; an interrupted job continues from its last
+    checkpoint (`cfg.resume` is set). A record of another config in `out_dir` is refused, never overwritten."""
+    path = out_dir / "result.json"
+    if path.is_file():
+        record = json.loads(path.read_text())
+        if record.get("status") == "completed":
+            if record.get("config") != composed_config(cfg):
+                raise ValueError(f"{path} holds the completed record of another config; point this run at another "
+                                 "folder (hydra.sweep.dir=...) or move that one away.")
+            log.info("%s seed %s is already completed in %s: skipped", cfg.name, cfg.seed, out_dir)
+            return True
+    checkpoint = out_dir / "checkpoints" / "last.ckpt"
+    if cfg.resume is None and checkpoint.exists():
+        log.info("%s seed %s was interrupted: continuing from %s", cfg.name, cfg.seed, checkpoint)
+        cfg.resume = str(checkpoint)
+    return False
+
+
 def make_loggers(cfg: DictConfig, out_dir: Path) -> list[Logger]:
     loggers: list[Logger] = []
     if cfg.logger.csv:
@@ -95,20 +123,41 @@ class Recorder(Callback):
 
     def __init__(self, cfg: DictConfig, out_dir: Path, started: float, run: dict[str, Any], warmup: int = 5) -> None:
         self.cfg, self.out_dir, self.started, self.run = cfg, out_dir, started, run
+        self.composed = composed_config(cfg)  # before train() fills in or fits anything
         self.warmup = warmup
         self.batches: list[tuple[int, float]] = []  # (images, seconds) per training batch in this process
-        self._start = 0.0
+        self._start: float | None = None  # the running batch's start, and its images
+        self._images = 0
+        self._end = 0.0
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, idx: int) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self._start = time.perf_counter()
+        """A batch counts from its own start to the next one's: the step, the logging, and loading the next batch
+        (which the main process does itself when there are no loader workers)."""
+        now = self._now()
+        if self._start is not None:
+            self.batches.append((self._images, now - self._start))
+        self._start, self._images = now, len(batch[0])
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, out: Any, batch: Any,
                            idx: int) -> None:
+        self._end = self._now()
+
+    def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._close_epoch()  # validation, checkpoints and the epoch's bookkeeping are not training time
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._close_epoch()
+
+    def _close_epoch(self) -> None:
+        if self._start is not None:
+            self.batches.append((self._images, self._end - self._start))
+        self._start = None
+
+    @staticmethod
+    def _now() -> float:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        self.batches.append((len(batch[0]), time.perf_counter() - self._start))
+        return time.perf_counter()
 
     @property
     def images_per_second(self) -> float | None:
@@ -149,7 +198,7 @@ class Recorder(Callback):
             "wall_seconds": time.time() - self.started,
             **self.run,
             "git_commit": git_commit(),
-            "config": OmegaConf.to_container(cfg, resolve=True),
+            "config": self.composed,  # as composed; what the budget changed is under recipe_changes
         }
         atomic_write_text(self.out_dir / "result.json", json.dumps(record, indent=2) + "\n")
 
@@ -162,9 +211,12 @@ def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callback
                          "(torch.cuda.is_available() is False): run on a GPU machine, or use trainer=cpu.")
     trainer = L.Trainer(
         **args, max_epochs=cfg.scale.epochs, logger=loggers,
+        # Validation costs a pass over the validation set: every n epochs, or only after the last (null).
+        check_val_every_n_epoch=cfg.scale.get("val_every_n_epochs") or cfg.scale.epochs,
         # Every epoch: the newest checkpoint replaces the previous one, and checkpoints/last.ckpt links to it.
-        callbacks=[ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last="link", save_top_k=1, every_n_epochs=1),
-                   TQDMProgressBar(), *callbacks],
+        callbacks=[ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last="link", save_top_k=1, every_n_epochs=1,
+                                   save_on_train_epoch_end=True),  # also in the epochs that skip validation
+                   TQDMProgressBar(refresh_rate=10), *callbacks],
         default_root_dir=out_dir, num_sanity_val_steps=0, enable_model_summary=False,
         use_distributed_sampler=False,  # the data module shards itself, without counting padding twice
     )
@@ -181,40 +233,48 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     """Train the config's model and write ``out_dir/result.json``; returns the record."""
     started = time.time()
     reset_peak_memory()
-    L.seed_everything(cfg.seed, workers=True)
+    run: dict[str, Any] = {}  # for the record; filled in as the run is set up
+    recorder = Recorder(cfg, out_dir, started, run)  # it keeps the config as composed, before anything is fitted
     # Everything that can be checked without data is checked first.
     check_combination(list(cfg.deltas))
     check_recipe(cfg.recipe)
+    check_rules(cfg.scale.budget)
     if cfg.resume is not None and not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume={cfg.resume} is not a checkpoint file; pass <run dir>/checkpoints/last.ckpt.")
     if cfg.data.get("num_classes") is None:
         cfg.data.num_classes = count_classes(cfg.data.root)
-    model = build_model(cfg)
+    build_model(cfg)  # a bad model argument fails here; the network is built again once the recipe is fitted
     build_mixup(cfg.recipe.augment, cfg.data.num_classes, cfg.data.batch_size)  # an odd batch fails here, not later
-    # Counted now, on the plain network: not once it is compiled, channels-last or wrapped for DDP.
-    at_input = complexity(model, cfg.data.input_size, cfg.data.in_chans)
-    run: dict[str, Any] = {  # for the record; how the run was spread and scaled follows below
-        "params": at_input.params, "gflops": at_input.gflops,
-        "gflops_224": complexity(model, 224, cfg.data.in_chans).gflops}
     loggers = make_loggers(cfg, out_dir)
-    trainer = make_trainer(cfg, out_dir, loggers, [Recorder(cfg, out_dir, started, run), *callbacks])
+    trainer = make_trainer(cfg, out_dir, loggers, [recorder, *callbacks])
     if cfg.trainer.accelerator == "cpu" and torch.cuda.is_available():
         log.warning("training on the CPU although a GPU is present: pass trainer=gpu (or trainer=ddp) to use it")
     # The global batch drives the lr: per-device batch x devices x nodes x gradient accumulation.
     devices, nodes = trainer.num_devices, trainer.num_nodes
     global_batch = cfg.scale.global_batch_size or cfg.data.batch_size * devices * nodes
     trainer.accumulate_grad_batches = accumulation(global_batch, cfg.data.batch_size, devices, nodes)
-    lr = scaled_lr(cfg.recipe, global_batch, cfg.scale.lr_scaling)
-    run.update(global_batch_size=global_batch, batch_size=cfg.data.batch_size, devices=devices, num_nodes=nodes,
-               accumulate_grad_batches=trainer.accumulate_grad_batches, lr=lr)
-    for logger in loggers:
-        logger.log_hyperparams(run)
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     steps_per_epoch = max(1, datamodule.train_batches(devices * nodes) // trainer.accumulate_grad_batches)
-    module = RoadmapModule(model, cfg.recipe, num_classes=cfg.data.num_classes,
-                           lr=lr, batch_size=cfg.data.batch_size, epochs=cfg.scale.epochs,
-                           steps_per_epoch=steps_per_epoch, channels_last=cfg.trainer.channels_last)
+    # The recipe fitted to this run's length; the network (stochastic depth, layer scale), the module and the
+    # record read the fitted values, and the record keeps what changed.
+    budget = Budget.of(cfg.recipe, cfg.scale.epochs, steps_per_epoch)
+    cfg.recipe, changes = fit_recipe(cfg.recipe, budget, cfg.scale.budget)
+    L.seed_everything(cfg.seed, workers=True)
+    model = build_model(cfg)
+    # Counted now, on the plain network: not once it is compiled, channels-last or wrapped for DDP.
+    at_input = complexity(model, cfg.data.input_size, cfg.data.in_chans)
+    lr = scaled_lr(cfg.recipe, global_batch, cfg.scale.lr_scaling)
+    run.update(params=at_input.params, gflops=at_input.gflops,
+               gflops_224=complexity(model, 224, cfg.data.in_chans).gflops,
+               global_batch_size=global_batch, batch_size=cfg.data.batch_size, devices=devices, num_nodes=nodes,
+               accumulate_grad_batches=trainer.accumulate_grad_batches, lr=lr, optimizer_steps=budget.steps,
+               recipe_changes=changes)
+    for logger in loggers:
+        logger.log_hyperparams({**run, "recipe": OmegaConf.to_container(cfg.recipe)})
+    module = RoadmapModule(model, cfg.recipe, num_classes=cfg.data.num_classes, lr=lr,
+                           batch_size=cfg.data.batch_size, steps_per_epoch=steps_per_epoch,
+                           channels_last=cfg.trainer.channels_last)
     if cfg.trainer.channels_last:
         model.to(memory_format=torch.channels_last)
     if cfg.trainer.compile:

@@ -16,7 +16,8 @@ from roadmap.train import train
 ROOT = Path(__file__).resolve().parent.parent
 VAL_SIZE = 37  # odd: two processes cannot split it evenly, so a padding sampler would count an image twice
 TINY = ("data=synthetic", "data.train_size=64", f"data.val_size={VAL_SIZE}", "scale.input_size=32",
-        "scale.batch_size=8", "scale.epochs=1", "logger.wandb.enabled=false")
+        "scale.batch_size=8", "scale.epochs=1", "logger.wandb.enabled=false",
+        "scale.lr_scaling=sqrt")  # a rule that reads the global batch
 CPU_DDP = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
            "trainer.channels_last=false", "trainer.deterministic=true", "trainer.benchmark=false")
 
@@ -53,7 +54,7 @@ def test_ddp_on_two_cpu_processes_writes_one_record_over_the_whole_validation_se
     assert record["status"] == "completed" and record["devices"] == 2
     assert record["val_images"] == VAL_SIZE
     assert record["global_batch_size"] == 16 and record["accumulate_grad_batches"] == 1
-    assert record["lr"] == pytest.approx(0.1 * (16 / 256) ** 0.5)  # the proxy's sqrt rule on the global batch
+    assert record["lr"] == pytest.approx(0.1 * (16 / 256) ** 0.5)  # the sqrt rule on the global batch
     top1, seen = evaluate_checkpoint(records[0].parent / "checkpoints/last.ckpt", (*TINY, "seed=3"))  # its data
     assert seen == VAL_SIZE
     assert record["top1"] == pytest.approx(top1, abs=1e-4)

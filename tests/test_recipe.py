@@ -41,6 +41,7 @@ def test_linear_lr_scaling():
     assert scaled_lr(MODERN, 128) == pytest.approx(4e-3 * 128 / 4096)
     assert scaled_lr(ORIGINAL, 512) == pytest.approx(0.2)
     assert scaled_lr(MODERN, 64, "sqrt") == pytest.approx(4e-3 / 8)
+    assert scaled_lr(MODERN, 64, "none") == scaled_lr(MODERN, 4096) == pytest.approx(4e-3)
     with pytest.raises(ValueError, match="scale.lr_scaling='cube'"):
         scaled_lr(MODERN, 64, "cube")
 
@@ -66,7 +67,8 @@ def test_original_recipe_is_plain_sgd_decaying_everything():
 
 def test_cosine_schedule_warms_up_then_decays_to_min_lr():
     optimizer = torch.optim.AdamW(nn.Linear(2, 2).parameters(), lr=1.0)
-    scheduler, interval = build_scheduler(optimizer, MODERN, epochs=30, steps_per_epoch=10)  # warm-up: 2 epochs
+    recipe = OmegaConf.merge(MODERN, {"epochs": 30, "schedule": {"warmup_epochs": 2}})
+    scheduler, interval = build_scheduler(optimizer, recipe, steps_per_epoch=10)
     assert interval == "step"
     seen = lrs(scheduler, interval, 300)
     assert seen[0] == 0 and seen[10] == pytest.approx(0.5) and seen[20] == pytest.approx(1.0)
@@ -76,10 +78,12 @@ def test_cosine_schedule_warms_up_then_decays_to_min_lr():
 
 def test_step_schedule_drops_tenfold_every_third_of_training():
     optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)
-    scheduler, interval = build_scheduler(optimizer, ORIGINAL, epochs=9, steps_per_epoch=5)
+    recipe = OmegaConf.merge(ORIGINAL, {"epochs": 9, "schedule": {"step_epochs": 3}})
+    scheduler, interval = build_scheduler(optimizer, recipe, steps_per_epoch=5)
     assert interval == "epoch"
     assert lrs(scheduler, interval, 9) == pytest.approx([1, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01])
-    scheduler, _ = build_scheduler(optimizer, ORIGINAL, epochs=4, steps_per_epoch=5)  # drops every 4/3 epochs
+    recipe = OmegaConf.merge(ORIGINAL, {"epochs": 4, "schedule": {"step_epochs": 4 / 3}})
+    scheduler, _ = build_scheduler(optimizer, recipe, steps_per_epoch=5)  # drops every 4/3 epochs
     assert lrs(scheduler, interval, 4) == pytest.approx([1, 1, 0.1, 0.01])
 
 
@@ -103,7 +107,7 @@ def test_ema_only_for_models_without_batchnorm():
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("optimizer.name", "adam"), ("schedule.name", "linear"), ("ema.use", "sometimes"), ("lr.base", -1.0),
+    ("optimizer.name", "adam"), ("schedule.name", "poly"), ("ema.use", "sometimes"), ("lr.base", -1.0),
     ("augment.random_erasing", 1.5), ("augment.mixup", -0.1), ("schedule.warmup_epochs", 300)])
 def test_invalid_recipe_value_is_named(key, value):
     recipe = OmegaConf.merge(MODERN, OmegaConf.from_dotlist([f"{key}={value}"]))

@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from roadmap.config import compose, step_overrides
 from roadmap.module import NonFiniteLossError
 from roadmap.steps import STEPS
-from roadmap.train import train
+from roadmap.train import skip_or_continue, train
 
 ROOT = Path(__file__).resolve().parent.parent
 # A tiny budget: synthetic data, small images, one or two short epochs, no wandb unless asked.
@@ -111,14 +111,49 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
-def test_three_seed_multirun_writes_three_records(tmp_path):
-    result = run_cli("+step=inverted_bottleneck", "seed=0,1,2", *TINY, f"hydra.sweep.dir={tmp_path}", "-m",
-                     cwd=tmp_path)
+def test_three_seed_multirun_writes_three_records_and_a_rerun_skips_them(tmp_path):
+    # As the Makefile's studies run: a fixed sweep folder, one folder per job named by the job.
+    args = ("+step=inverted_bottleneck", "seed=0,1,2", *TINY, f"hydra.sweep.dir={tmp_path}",
+            "hydra.sweep.subdir=${name}-seed${seed}", "-m")
+    result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    records = [json.loads(p.read_text()) for p in sorted(tmp_path.rglob("result.json"))]
+    paths = sorted(tmp_path.rglob("result.json"))
+    records = [json.loads(p.read_text()) for p in paths]
     assert sorted(r["seed"] for r in records) == [0, 1, 2]
     assert {r["step"] for r in records} == {"inverted_bottleneck"}
     assert len({tuple(r["train_loss"]) for r in records}) == 3
+    written = [p.stat().st_mtime_ns for p in paths]
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (again.stdout + again.stderr).count("is already completed") == 3
+    assert [p.stat().st_mtime_ns for p in paths] == written  # nothing trained, nothing rewritten
+
+
+def test_a_study_run_again_continues_an_interrupted_job_and_refuses_a_stranger(tmp_path):
+    overrides = ("+step=separate_downsampling", "scale.epochs=2")
+    whole = train(tiny_cfg(*overrides), tmp_path / "whole")
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train(tiny_cfg(*overrides), tmp_path / "cut", callbacks=[Interrupt()])
+    again = tiny_cfg(*overrides)
+    assert not skip_or_continue(again, tmp_path / "cut")
+    assert again.resume == str(tmp_path / "cut" / "checkpoints" / "last.ckpt")
+    resumed = train(again, tmp_path / "cut")
+    for key in ("train_loss", "top1", "top5", "ema_top1"):
+        assert resumed[key] == whole[key], key
+    assert resumed["config"] == whole["config"]  # the record says what ran, not how it was resumed
+    assert skip_or_continue(tiny_cfg(*overrides), tmp_path / "cut")  # completed now: skipped
+    with pytest.raises(ValueError, match="completed record of another config"):
+        skip_or_continue(tiny_cfg(*overrides, "seed=5"), tmp_path / "cut")
+
+
+def test_a_record_keeps_the_recipe_as_composed_and_what_the_budget_changed(tmp_path):
+    record = train(tiny_cfg("+step=layer_norm", "+trainer.limit_train_batches=2"), tmp_path)
+    changes = record["recipe_changes"]
+    assert changes["schedule.name"] == {"recipe": "cosine", "used": "linear"}
+    assert changes["epochs"] == {"recipe": 300, "used": 1}
+    assert changes["ema.decay"]["recipe"] == 0.9999 and changes["ema.decay"]["used"] < 0.9999
+    assert record["config"]["recipe"]["schedule"]["name"] == "cosine"  # as composed
+    assert record["optimizer_steps"] == 256 // 8  # the synthetic set's 256 images at batch 8, one epoch
 
 
 def test_a_failing_job_loses_no_other_record(tmp_path):

@@ -1,0 +1,183 @@
+"""A recipe made for hundreds of ImageNet epochs, fitted to a run of a few thousand optimizer steps.
+
+Both recipes (conf/recipe/) were written for ImageNet-1K: torchvision's for 90 epochs at batch 256 (450,450
+optimizer steps), the paper's Table 5 for 300 epochs at batch 4096 (93,900 steps). A run at the proxy scale
+trains for a few thousand steps. Every recipe value tied to the length of training is fitted to the run here,
+by one rule each, with its reason:
+
+- always: the run's epochs replace the recipe's; warm-up and the step schedule's drops keep their fraction of
+  training;
+- the rules a scale turns on in `scale.budget` (conf/scale/*.yaml); `scale=paper` turns none on, since it trains
+  for the recipe's own length.
+
+`fit_recipe` returns the recipe the run uses and every value it changed, `{key: {"recipe": ..., "used": ...}}`,
+which the run's record keeps.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+IMAGENET_TRAIN_IMAGES = 1_281_167  # ImageNet-1K's training set, which both recipes were made for
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long the run trains, against how long the recipe trains, in epochs and optimizer steps."""
+
+    epochs: float
+    steps_per_epoch: int  # the run's optimizer steps per epoch
+    recipe_epochs: float
+    recipe_steps_per_epoch: int  # ImageNet-1K at the recipe's reference batch size
+
+    @classmethod
+    def of(cls, recipe: Mapping[str, Any], epochs: float, steps_per_epoch: int) -> Budget:
+        return cls(epochs, steps_per_epoch, recipe["epochs"],
+                   math.ceil(IMAGENET_TRAIN_IMAGES / recipe["lr"]["base_batch_size"]))
+
+    @property
+    def steps(self) -> int:
+        return round(self.epochs * self.steps_per_epoch)
+
+    @property
+    def recipe_steps(self) -> int:
+        return round(self.recipe_epochs * self.recipe_steps_per_epoch)
+
+
+Recipe = dict[str, Any]  # a plain, mutable copy of a recipe config
+
+
+def stretch(recipe: Recipe, budget: Budget) -> None:
+    """The run's epochs replace the recipe's; warm-up and the step schedule's drops keep their fraction of
+    training (20 of 300 epochs of warm-up stay the first 6.7 % of the run)."""
+    ratio = budget.epochs / budget.recipe_epochs
+    recipe["epochs"] = budget.epochs
+    recipe["schedule"]["warmup_epochs"] *= ratio
+    if recipe["schedule"]["name"] == "step":
+        recipe["schedule"]["step_epochs"] *= ratio
+
+
+def linear_to_zero(recipe: Recipe, budget: Budget) -> None:
+    """After warm-up the lr falls linearly to zero at the run's last step, updated every step.
+
+    Under a fixed budget of steps, a schedule that reaches zero at the budget's end, linearly, beats a long
+    schedule stretched or cut short (Li, Yumer & Ramanan, "Budgeted training", ICLR 2020). A stretched step
+    schedule ends at 1 % of its lr with a third of the run left; a cosine one spends its last steps near zero.
+    """
+    if budget.steps >= budget.recipe_steps:
+        return
+    recipe["schedule"].update(name="linear", min_lr=0.0, per_step=True)
+
+
+def ema_horizon(recipe: Recipe, budget: Budget) -> None:
+    """The EMA averages over the same fraction of training as the recipe's.
+
+    A decay d averages over about 1 / (1 - d) steps: 0.9999 is 10,000 steps, 11 % of the paper's 93,900. Over a
+    run of 1,000 steps the same decay would still be mostly the initial weights at the end; the decay that keeps
+    the horizon at 11 % of the run is 1 - (1 - d) x recipe steps / run steps.
+    """
+    if recipe["ema"]["use"] == "never" or budget.steps >= budget.recipe_steps:
+        return
+    recipe["ema"]["decay"] = 1 - (1 - recipe["ema"]["decay"]) * budget.recipe_steps / budget.steps
+
+
+def regularization(recipe: Recipe, budget: Budget) -> None:
+    """Every regulariser's strength in proportion to how often the run shows each image, against the recipe.
+
+    Augmentation and regularisation trade slower learning for less overfitting, and their strengths were set for
+    300 (or 90) passes over ImageNet. A run of a few passes cannot overfit, so at full strength they only slow it
+    down (measured: experiments/proxy_calibration/); "ResNet strikes back" (Wightman et al. 2021) weakens them for
+    shorter schedules too. Each keeps its place in the recipe at a strength s = run epochs / recipe epochs:
+    RandAugment's magnitude and the chance of each of its operations, Mixup's and CutMix's alphas, the chance of
+    Random Erasing, label smoothing and the stochastic-depth rate are multiplied by s. The random-resized crop's
+    range of areas shrinks by s towards the area of the evaluation's centre crop (0.875^2 of the image), and its
+    range of aspect ratios towards 1 (as s-th powers): at full strength the recipe's crops, at none crops that
+    show objects at the size and shape evaluation does (FixRes, Touvron et al. 2019), which a plain resize of
+    the whole image would not.
+    """
+    if budget.epochs >= budget.recipe_epochs:
+        return
+    s = budget.epochs / budget.recipe_epochs
+    aug = recipe["augment"]
+    evaluated = aug["eval_resize_ratio"] ** 2
+    smallest, largest = aug["train_crop_scale"]
+    aug["train_crop_scale"] = [evaluated - s * (evaluated - smallest), evaluated + s * (largest - evaluated)]
+    aug["train_crop_ratio"] = [ratio**s for ratio in aug["train_crop_ratio"]]
+    if aug["randaugment"]:
+        aug["randaugment"] = _weaker_randaugment(aug["randaugment"], s)
+    for key in ("mixup", "cutmix", "random_erasing", "label_smoothing"):
+        aug[key] *= s
+    recipe["stochastic_depth"] *= s
+
+
+RANDAUGMENT_OP_CHANCE = 0.5  # timm's default chance of applying each chosen operation ("p" in its config string)
+
+
+def _weaker_randaugment(config: str, s: float) -> str:
+    """timm's RandAugment config string (``rand-m9-mstd0.5-inc1``) with magnitude, its noise and the chance of each
+    operation multiplied by `s`: a smaller magnitude alone would leave Invert, Equalize and AutoContrast as they are."""
+    name, *parts = config.split("-")
+    kept, chance = [], RANDAUGMENT_OP_CHANCE
+    for part in parts:
+        key, value = re.match(r"([a-z]+)(.*)", part).groups()
+        if key == "p":
+            chance = float(value)
+        elif key == "m":
+            kept.append(f"m{round(int(value) * s)}")  # timm reads a whole magnitude
+        elif key == "mstd":
+            kept.append(f"mstd{float(value) * s:.6g}")
+        else:
+            kept.append(part)
+    return "-".join([name, *kept, f"p{chance * s:.6g}"])
+
+
+RULES: dict[str, Callable[[Recipe, Budget], None]] = {
+    "schedule": linear_to_zero,
+    "ema": ema_horizon,
+    "regularization": regularization,
+}
+
+
+def check_rules(rules: Mapping[str, Any]) -> None:
+    """Fail on a `scale.budget` key that is not a rule, or a value that is not true or false."""
+    for name, on in rules.items():
+        if name not in RULES:
+            raise ValueError(f"scale.budget.{name} is not a budget rule; the rules are {', '.join(RULES)} "
+                             "(roadmap/budget.py).")
+        if not isinstance(on, bool):
+            raise ValueError(f"scale.budget.{name}={on!r} is invalid: it must be true or false.")
+
+
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def fit_recipe(recipe: DictConfig | Mapping[str, Any], budget: Budget,
+               rules: Mapping[str, bool]) -> tuple[DictConfig, dict[str, dict[str, Any]]]:
+    """The recipe fitted to the run's budget, and each value that changed: `{key: {"recipe": x, "used": y}}`."""
+    check_rules(rules)
+    # Resolved in place: the recipe interpolates other parts of the config (the regime's stochastic depth).
+    original = OmegaConf.to_container(recipe if isinstance(recipe, DictConfig) else OmegaConf.create(recipe),
+                                      resolve=True)
+    fitted = copy.deepcopy(original)
+    stretch(fitted, budget)
+    for name, rule in RULES.items():
+        if rules.get(name, False):
+            rule(fitted, budget)
+    before, after = _flat(original), _flat(fitted)
+    changes = {key: {"recipe": before.get(key), "used": value} for key, value in after.items()
+               if before.get(key) != value}
+    return OmegaConf.create(fitted), changes

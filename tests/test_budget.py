@@ -1,0 +1,110 @@
+"""Fitting a recipe to a run's length: each rule's values, what a record keeps, and scales that fit nothing."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from timm.data.auto_augment import rand_augment_transform
+from torch import nn
+
+from roadmap.budget import Budget, check_rules, fit_recipe
+from roadmap.config import compose
+from roadmap.recipe import build_scheduler
+
+ORIGINAL = compose().recipe
+MODERN = compose(["+step=modern_recipe"]).recipe
+ALL_RULES = {"schedule": True, "ema": True, "regularization": True}
+
+
+def lrs(recipe, steps_per_epoch: int) -> list[float]:
+    """The lr of every optimizer step of a run under `recipe`, as Lightning steps the scheduler."""
+    optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)
+    scheduler, interval = build_scheduler(optimizer, recipe, steps_per_epoch)
+    assert interval == "step"
+    out = []
+    for t in range(round(recipe.epochs * steps_per_epoch)):
+        out.append(optimizer.param_groups[0]["lr"])
+        scheduler.step_update(num_updates=t + 1)
+    return out
+
+
+def test_the_recipes_lengths_in_optimizer_steps():
+    """ImageNet-1K's 1,281,167 images: 5,005 steps per epoch at batch 256, 313 at batch 4096."""
+    assert Budget.of(ORIGINAL, 2, 468).recipe_steps == 90 * 5005 == 450_450
+    assert Budget.of(MODERN, 2, 468).recipe_steps == 300 * 313 == 93_900
+    assert Budget.of(MODERN, 2, 468).steps == 936
+
+
+def test_at_the_recipes_own_length_nothing_changes():
+    budget = Budget.of(MODERN, 300, 313)
+    fitted, changes = fit_recipe(MODERN, budget, ALL_RULES)
+    assert changes == {}
+    assert OmegaConf.to_container(fitted) == OmegaConf.to_container(MODERN, resolve=True)
+
+
+def test_without_rules_the_recipe_is_only_stretched():
+    fitted, changes = fit_recipe(MODERN, Budget.of(MODERN, 3, 100), {})
+    assert changes == {"epochs": {"recipe": 300, "used": 3},
+                       "schedule.warmup_epochs": {"recipe": 20, "used": pytest.approx(0.2)}}
+    seen = lrs(fitted, 100)
+    assert seen[0] == 0 and max(seen) == pytest.approx(1.0) and seen.index(max(seen)) == 20  # 20 of 300 epochs
+    fitted, changes = fit_recipe(ORIGINAL, Budget.of(ORIGINAL, 9, 5), {})
+    assert fitted.schedule.step_epochs == pytest.approx(3) and "schedule.step_epochs" in changes
+
+
+def test_schedule_rule_falls_linearly_to_zero_after_the_warmup():
+    fitted, changes = fit_recipe(MODERN, Budget.of(MODERN, 3, 100), {"schedule": True})
+    assert changes["schedule.name"] == {"recipe": "cosine", "used": "linear"}
+    assert changes["schedule.min_lr"] == {"recipe": 1e-6, "used": 0.0}
+    seen = lrs(fitted, 100)
+    assert seen[20] == pytest.approx(1.0)
+    after = seen[20:]
+    steps = [a - b for a, b in zip(after, after[1:], strict=False)]
+    assert all(d == pytest.approx(1 / 280) for d in steps)  # the same drop every step
+    assert seen[-1] == pytest.approx(1 / 280)  # and zero one step after the last
+    # The original recipe's tenfold drops become the same line, updated every step instead of every epoch.
+    fitted, _ = fit_recipe(ORIGINAL, Budget.of(ORIGINAL, 3, 100), {"schedule": True})
+    assert fitted.schedule.per_step and lrs(fitted, 100)[0] == 1.0 and lrs(fitted, 100)[-1] == pytest.approx(1 / 300)
+
+
+def test_ema_rule_keeps_the_horizon_as_a_fraction_of_training():
+    budget = Budget.of(MODERN, 2, 468)
+    fitted, changes = fit_recipe(MODERN, budget, {"ema": True})
+    decay = fitted.ema.decay
+    assert changes["ema.decay"]["recipe"] == 0.9999
+    assert decay == pytest.approx(1 - 1e-4 * 93_900 / 936)
+    assert (1 / (1 - decay)) / budget.steps == pytest.approx((1 / 1e-4) / budget.recipe_steps)
+    assert fit_recipe(ORIGINAL, budget, {"ema": True})[1].get("ema.decay") is None  # no EMA, nothing to fit
+
+
+def test_regularization_rule_scales_every_regulariser_by_the_passes_over_the_data():
+    fitted, changes = fit_recipe(MODERN, Budget.of(MODERN, 3, 100), {"regularization": True})
+    s = 3 / 300
+    aug = fitted.augment
+    evaluated = 0.875**2  # the evaluation's centre crop: 224 of 256
+    assert list(aug.train_crop_scale) == pytest.approx([evaluated - s * (evaluated - 0.08),
+                                                        evaluated + s * (1 - evaluated)])
+    assert list(aug.train_crop_ratio) == pytest.approx([0.75**s, 1.3333333**s])
+    assert (aug.mixup, aug.cutmix, aug.random_erasing, aug.label_smoothing) == pytest.approx(
+        (0.8 * s, 1.0 * s, 0.25 * s, 0.1 * s))
+    assert fitted.stochastic_depth == pytest.approx(0.1 * s)
+    assert aug.randaugment == "rand-m0-mstd0.005-inc1-p0.005"
+    ops = rand_augment_transform(aug.randaugment, {}).ops  # timm reads it
+    assert all(op.prob == pytest.approx(0.005) and op.magnitude == 0 for op in ops)
+    assert changes["stochastic_depth"] == {"recipe": 0.1, "used": pytest.approx(0.001)}
+    original, _ = fit_recipe(ORIGINAL, Budget.of(ORIGINAL, 9, 100), {"regularization": True})
+    assert list(original.augment.train_crop_scale) == pytest.approx([0.875**2 - 0.1 * (0.875**2 - 0.08),
+                                                                     0.875**2 + 0.1 * (1 - 0.875**2)])
+    assert original.augment.randaugment is None and original.augment.mixup == 0
+
+
+@pytest.mark.parametrize(("rules", "message"), [
+    ({"warmup": True}, r"scale.budget.warmup is not a budget rule; the rules are schedule, ema, regularization"),
+    ({"ema": "yes"}, r"scale.budget.ema='yes' is invalid: it must be true or false")])
+def test_bad_rules_are_named(rules, message):
+    with pytest.raises(ValueError, match=message):
+        check_rules(rules)
+
+
+def test_scales_choose_their_rules():
+    assert set(compose().scale.budget) <= set(ALL_RULES)
+    assert compose(["scale=paper"]).scale.budget == {} and compose(["scale=smoke"]).scale.budget == {}
