@@ -8,12 +8,17 @@ STAMP := $(VENV)/.installed
 EXPERIMENT ?= experiments/fashion_mnist_proxy
 ABLATION ?= experiments/leave_one_out
 REFERENCE := separate_downsampling# the last roadmap step: ConvNeXt-T
+CALIBRATION ?= experiments/proxy_calibration
 SEEDS ?= 0,1,2
 # Every roadmap step, in order, read from roadmap/steps.py (which imports nothing beyond the standard library).
 STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; print(",".join(STEPS))')
-SWEEP = multirun/roadmap-$(shell date +%Y-%m-%d_%H-%M-%S)
+# A study trains into fixed folders, one per job, named by the job: run again, it skips the jobs whose record is
+# there and continues an interrupted one from its last checkpoint. Remove the folder to start the study afresh.
+SWEEPS ?= multirun
+JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
+CANDIDATES = $(shell ls conf/calibration | sed 's/\.yaml$$//' | paste -sd, -)
 
-.PHONY: help install test lint flops roadmap figure leave-one-out wandb-sync bench
+.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,25 +44,33 @@ lint: install ## ruff only
 flops: install ## print and write experiments/complexity/<regime>.{csv,md} for both regimes
 	$(PY) scripts/complexity.py
 
-roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), then tabulate and draw into EXPERIMENT (default experiments/fashion_mnist_proxy)
-	@sweep=$(SWEEP); status=0; \
-	$(PY) run.py +step=$(STEPS) seed=$(SEEDS) hydra.sweep.dir=$$sweep -m || status=$$?; \
+roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), then tabulate and draw into EXPERIMENT (default experiments/fashion_mnist_proxy); resumable
+	@sweep=$(SWEEPS)/roadmap; status=0; \
+	$(PY) run.py +step=$(STEPS) seed=$(SEEDS) hydra.sweep.dir=$$sweep $(JOB_DIR) -m || status=$$?; \
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(EXPERIMENT)/records --out $(EXPERIMENT) && \
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT) && exit $$status
 
-figure: install ## rebuild the committed tables and figures (EXPERIMENT's and ABLATION's) from their records (no training)
+figure: install ## rebuild the committed tables and figures (EXPERIMENT's, ABLATION's and CALIBRATION's) from their records (no training)
 	$(PY) scripts/aggregate.py --runs $(EXPERIMENT)/records --out $(EXPERIMENT)
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT)
 	$(PY) scripts/aggregate.py --runs $(ABLATION)/records --out $(ABLATION) --reference $(REFERENCE)
 	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE)
+	$(PY) scripts/calibrate.py --experiment $(CALIBRATION)
 
-leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (proxy), into ABLATION
-	@sweep=multirun/leave_one_out-$(shell date +%Y-%m-%d_%H-%M-%S); status=0; \
-	$(PY) run.py -m +ablation=leave_one_out seed=$(SEEDS) hydra.sweep.dir=$$sweep/leave_one_out || status=$$?; \
-	$(PY) run.py -m +step=$(REFERENCE) +delta=pointwise_linear seed=$(SEEDS) hydra.sweep.dir=$$sweep/pointwise \
+leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (proxy), into ABLATION; resumable
+	@sweep=$(SWEEPS)/leave_one_out; status=0; \
+	$(PY) run.py -m +ablation=leave_one_out seed=$(SEEDS) hydra.sweep.dir=$$sweep/leave_one_out $(JOB_DIR) \
 		|| status=$$?; \
+	$(PY) run.py -m +step=$(REFERENCE) +delta=pointwise_linear seed=$(SEEDS) hydra.sweep.dir=$$sweep/pointwise \
+		$(JOB_DIR) || status=$$?; \
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(ABLATION)/records --reference $(REFERENCE) && \
 	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE) && exit $$status
+
+calibration: install ## the proxy calibration study: both ends of the roadmap x 3 seeds under every candidate in conf/calibration/, into CALIBRATION; resumable
+	@sweep=$(SWEEPS)/proxy_calibration; status=0; \
+	$(PY) run.py -m +calibration=$(CANDIDATES) +step=baseline,$(REFERENCE) seed=$(SEEDS) hydra.sweep.dir=$$sweep \
+		hydra.sweep.subdir='$${calibration}/$${name}-seed$${seed}' || status=$$?; \
+	$(PY) scripts/calibrate.py --runs $$sweep --experiment $(CALIBRATION) && exit $$status
 
 wandb-sync: install ## upload the offline wandb runs under multirun/ and outputs/ (run `.venv/bin/wandb login` first)
 	@runs=$$(find multirun outputs -type d -name 'offline-run-*' 2>/dev/null); \

@@ -8,6 +8,9 @@ machine's load hits every model alike; the median round is reported, with each m
 `python scripts/bench.py loader --root DIR ...` times the training DataLoader alone (the modern recipe's
 augmentations) per number of workers, on an ImageFolder and optionally on its pre-resized copy
 (roadmap/prepare.py).
+
+`python scripts/bench.py job <run.py overrides>` measures how much of the CPU a run spends training: the run's own
+training img/s (data, step, logging) against the bare training step of the same network, shape and optimizer.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -32,14 +36,16 @@ import timm
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 from PIL import Image
 from timm.optim import create_optimizer_v2
 from torch import nn
 
 from roadmap.config import PAPER_SETTING, build_model, compose
 from roadmap.prepare import resize_folder
+from roadmap.recipe import build_optimizer
 from roadmap.results import atomic_write_text
-from roadmap.train import proc_status_mb, reset_peak_memory
+from roadmap.train import proc_status_mb, reset_peak_memory, train
 
 CONVNEXT_STEP = "separate_downsampling"  # the roadmap's last step: ConvNeXt-T
 # Per device: the CPU's defaults finish the whole comparison in a few minutes on 2 cores.
@@ -298,6 +304,61 @@ def loader_throughput(root: Path, workers: Sequence[int], batch_size: int = 16, 
     return speeds
 
 
+# --- A proxy job against its bare training step -------------------------------------------------------------
+
+
+def step_throughput(cfg: DictConfig, rounds: int, steps: int) -> list[float]:
+    """Training img/s of the bare step of `cfg`'s network at its scale: forward, the loss, backward and the recipe's
+    optimizer, on one random batch of the run's shape and memory format, in this process; one value per round."""
+    model = build_model(cfg).train()
+    memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    generator = torch.Generator().manual_seed(0)
+    size, batch = cfg.data.input_size, cfg.data.batch_size
+    x = torch.randn(batch, cfg.data.in_chans, size, size, generator=generator).contiguous(memory_format=memory_format)
+    y = torch.randint(cfg.data.num_classes, (batch,), generator=generator)
+    optimizer = build_optimizer(model, cfg.recipe, 1e-4)
+
+    def step() -> None:
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(3):
+        step()
+    speeds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        speeds.append(steps * batch / (time.perf_counter() - start))
+    return speeds
+
+
+def job_throughput(overrides: Sequence[str], batches: int, out_dir: Path) -> float:
+    """Training img/s of the run `python run.py <overrides>` would make, measured by the run itself over its first
+    `batches` batches (one epoch cut short; validation on 1,000 images)."""
+    cfg = compose([*overrides, "scale.epochs=1", f"+trainer.limit_train_batches={batches}", "scale.val_subset=1000",
+                   "logger.wandb.enabled=false"])
+    return train(cfg, out_dir)["train_images_per_second"]
+
+
+def job_main(args: argparse.Namespace) -> None:
+    cfg = compose(args.overrides)
+    print(f"{' '.join(args.overrides) or '(no overrides)'}: {cfg.name} at the {cfg.scale.name} scale, batch "
+          f"{cfg.data.batch_size}, {cfg.data.input_size} px, {'channels-last' if cfg.trainer.channels_last else 'NCHW'}"
+          f"; {device_name('cpu')}, {torch.get_num_threads()} torch threads")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):  # bare step, job, bare step, ...: a drift in the machine's speed hits both
+            bare = statistics.median(step_throughput(cfg, 3, args.steps))
+            job = job_throughput(args.overrides, args.batches, Path(tmp) / f"job{r}")
+            rows.append((bare, job))
+            print(f"round {r}: bare step {bare:.0f} img/s, job {job:.0f} img/s, job / bare {job / bare:.3f}")
+    bare, job = (statistics.median(column) for column in zip(*rows, strict=True))
+    print(f"median: bare step {bare:.0f} img/s, job {job:.0f} img/s, job / bare {job / bare:.3f}")
+
+
 # --- Command line ----------------------------------------------------------------------------------------
 
 
@@ -360,7 +421,7 @@ def loader_main(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("train", "loader", "-h", "--help"):
+    if not argv or argv[0] not in ("train", "loader", "job", "-h", "--help"):
         argv = ["train", *argv]  # the sub-command defaults to train
     parser = argparse.ArgumentParser(description="Benchmark training speed (ours vs timm) or the ImageFolder loader.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -390,6 +451,13 @@ def main(argv: list[str] | None = None) -> None:
     loader.add_argument("--batch-size", type=int, default=16)
     loader.add_argument("--batches", type=int, default=40, help="timed batches per setting (40)")
     loader.set_defaults(run=loader_main)
+
+    job = commands.add_parser("job", help="a run's training img/s against its network's bare training step")
+    job.add_argument("overrides", nargs="*", help="the run's overrides, as for run.py (e.g. +step=gelu)")
+    job.add_argument("--rounds", type=int, default=3, help="bare-step / job pairs; the medians are reported (3)")
+    job.add_argument("--steps", type=int, default=10, help="timed bare steps per measurement (10)")
+    job.add_argument("--batches", type=int, default=60, help="training batches of each job (60)")
+    job.set_defaults(run=job_main)
 
     args = parser.parse_args(argv)
     args.run(args)

@@ -301,6 +301,51 @@ def ablation_figure(rows: list[dict], out_base: Path) -> None:
     _save(fig, out_base)
 
 
+ENDPOINT_STYLE = {"baseline": ("#7b4fa0", "o", "ResNet-50 (baseline, original recipe)"),  # Figure 2's purple
+                  "separate_downsampling": ("#d08a1e", "s", "ConvNeXt-T (separate_downsampling, modern recipe)")}
+
+
+@mpl.rc_context(STYLE)
+def calibration_figure(rows: list[dict], out_base: Path) -> None:
+    """The calibration study (roadmap/calibration.py): for each candidate proxy and each end of the roadmap, top-1
+    (left) and the seed sd of top-1 (right) against the minutes one run takes; each point named by its candidate."""
+    rows = [row for row in rows if not row["error"]]
+    fig = _figure(12.5, 6.2)
+    axes = fig.subplots(1, 2)
+    for ax, key, ylabel in ((axes[0], "top1_mean", "top-1 (%), mean over seeds"),
+                            (axes[1], "top1_sd", "seed sd of top-1 (points)")):
+        labels, points = [], []
+        for row in rows:
+            if row[key] is None:
+                continue
+            color, marker, _ = ENDPOINT_STYLE[row["network"]]
+            ax.plot(row["minutes_mean"], row[key], marker=marker, ms=7, ls="", color=color,
+                    mfc="white" if row["candidate"] != "proxy" else color, mew=1.5)
+            labels.append(ax.annotate(row["candidate"], (row["minutes_mean"], row[key]), xytext=LABEL_OFFSETS[0],
+                                      textcoords="offset points", va="center", fontsize=7.5, color=color,
+                                      arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 1,
+                                                  "shrinkB": 5}))
+            points.append((row["minutes_mean"], row[key], 0.0))
+        ax.margins(x=0.18, y=0.12)
+        ax.set_xlabel("minutes per run (one run at a time)")
+        ax.set_ylabel(ylabel)
+        ax.spines["top"].set_visible(False)
+        ax.grid(alpha=0.3)
+        if key == "top1_sd":
+            ax.set_ylim(bottom=0)
+        _place_labels(ax, labels, points)
+    handles = [Line2D([], [], ls="", marker=m, color=c, mew=1.5, mfc="white", label=label)
+               for c, m, label in ENDPOINT_STYLE.values()]
+    handles.append(Line2D([], [], ls="", marker="o", color="0.3", label="filled: the chosen proxy"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9, frameon=False)
+    seeds = sorted({row["seeds"] for row in rows})
+    fig.suptitle("Proxy calibration: accuracy and seed noise against cost, for each candidate proxy\n"
+                 f"Fashion-MNIST, full test set, {'-'.join(map(str, sorted({seeds[0], seeds[-1]})))} seeds per point; "
+                 f"each candidate changes one thing of the proxy ({', '.join(sorted({r['device'] for r in rows}))})",
+                 fontsize=11)
+    _save(fig, out_base)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Draw the roadmap figure and the cost plots of an experiment.")
     parser.add_argument("--experiment", type=Path, required=True,

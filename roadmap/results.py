@@ -125,9 +125,11 @@ def _records(runs_dir: Path, roadmap_only: bool) -> dict[tuple[str, int], tuple[
     return dict(sorted(found.items(), key=_sort_key))
 
 
-def load_records(runs_dir: Path, roadmap_only: bool = True) -> list[dict]:
-    """The completed records under `runs_dir` (run folders or an experiment's records/), roadmap steps first."""
-    return [r for _, r in _records(runs_dir, roadmap_only).values() if r["status"] == "completed"]
+def load_records(runs_dir: Path, roadmap_only: bool = True, completed_only: bool = True) -> list[dict]:
+    """The completed records under `runs_dir` (run folders or an experiment's records/), roadmap steps first;
+    with `completed_only=False` (and not `roadmap_only`) the failed ones too."""
+    records = [r for _, r in _records(runs_dir, roadmap_only).values()]
+    return [r for r in records if r["status"] == "completed" or not completed_only]
 
 
 def collect(runs_dir: Path, records_dir: Path, roadmap_only: bool = True) -> list[Path]:

@@ -1,0 +1,90 @@
+"""The calibration study: candidates' configs, their table and figure, on hand-made records and composed configs."""
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from roadmap import calibration
+from roadmap.calibration import CENTRE, ENDPOINTS, summarize
+from roadmap.config import CONF_DIR, compose
+
+CANDIDATES = sorted(path.stem for path in (CONF_DIR / "calibration").glob("*.yaml"))
+PROXY = OmegaConf.to_container(compose().scale, resolve=True)
+
+
+def record(candidate: str, name: str, seed: int, top1: float, scale: dict, **changes) -> dict:
+    return {"status": "completed", "name": name, "step": name, "deltas": [] if name == "baseline" else ["x"],
+            "seed": seed, "regime": "resnet50", "scale": "proxy", "data": "FashionMNISTData", "input_size": 32,
+            "top1": top1, "top5": 99.0, "ema_top1": None if name == "baseline" else top1 - 0.5, "params": 1,
+            "gflops": 0.001, "gflops_224": 0.05, "train_images_per_second": 500.0 + seed, "peak_memory_mb": 900.0,
+            "device": "cpu", "train_loss": [1.0, 0.4 + seed / 10], "wall_seconds": 120.0 + 6 * seed, "epochs": 2,
+            "batch_size": scale["batch_size"], "val_images": 10000, "optimizer_steps": 936,
+            "config": {"calibration": candidate, "scale": scale}, **changes}
+
+
+def test_every_candidate_is_the_proxy_with_one_change():
+    assert CENTRE in CANDIDATES and len(CANDIDATES) >= 10
+    for name in CANDIDATES:
+        cfg = compose([f"+calibration={name}"])
+        assert cfg.calibration == name
+        changed = calibration._changed(OmegaConf.to_container(cfg.scale, resolve=True), PROXY)
+        assert (name == CENTRE) == (changed == []), (name, changed)
+        assert len({key.split("=")[0] for key in changed}) <= 2, (name, changed)  # one factor (epochs may follow)
+        assert cfg.model == compose().model and cfg.recipe == compose().recipe, name  # the proxy's networks
+
+
+def test_summary_per_candidate_and_network():
+    narrow = {**PROXY, "width_multiplier": 0.25}
+    by_candidate = {
+        CENTRE: [record(CENTRE, n, s, 80 + s + 5 * (n == "baseline"), PROXY) for n in ENDPOINTS for s in range(3)],
+        "width_025": [record("width_025", "baseline", s, 70.0 + 2 * s, narrow) for s in range(3)],
+    }
+    rows = summarize(by_candidate)
+    assert [(r["candidate"], r["network"]) for r in rows] == [
+        (CENTRE, "baseline"), (CENTRE, "separate_downsampling"), ("width_025", "baseline")]
+    centre, _, narrow_row = rows
+    assert centre["top1_mean"] == pytest.approx(86.0) and centre["top1_sd"] == pytest.approx(1.0)
+    assert centre["ema_top1_mean"] is None and rows[1]["ema_top1_mean"] == pytest.approx(80.5)
+    assert centre["final_train_loss_mean"] == pytest.approx(0.5)
+    assert centre["minutes_mean"] == pytest.approx(2.1) and centre["train_images_per_second_mean"] == 501.0
+    assert narrow_row["change"] == "scale.width_multiplier=0.25" and centre["change"] == ""
+    assert narrow_row["top1_sd"] == pytest.approx(statistics.stdev([70, 72, 74]))
+    table = calibration.to_markdown(rows)
+    assert "| width_025 | width_multiplier=0.25 | baseline | 3 | 72.00 | 2.00 |" in table
+
+
+def test_collect_table_and_figure_from_a_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    for candidate, scale in ((CENTRE, PROXY), ("epochs_1", {**PROXY, "epochs": 1})):
+        for name in ENDPOINTS:
+            for seed in range(2):
+                path = sweep / candidate / f"{name}-seed{seed}" / "result.json"
+                path.parent.mkdir(parents=True)
+                path.write_text(json.dumps(record(candidate, name, seed, 85.0 + seed, scale)))
+    experiment = tmp_path / "experiment"
+    calibration.main(["--runs", str(sweep), "--experiment", str(experiment)])
+    assert sorted(p.name for p in (experiment / "records" / "epochs_1").iterdir()) == [
+        "baseline-seed0.json", "baseline-seed1.json", "separate_downsampling-seed0.json",
+        "separate_downsampling-seed1.json"]
+    for name in ("table.md", "table.csv", "calibration.png", "calibration.svg"):
+        assert (experiment / name).stat().st_size > 0, name
+    svg = (experiment / "calibration.svg").read_bytes()
+    calibration.main(["--experiment", str(experiment)])  # from the records alone, the same drawing
+    assert (experiment / "calibration.svg").read_bytes() == svg
+
+
+def test_no_records_is_an_error_that_names_the_folder(tmp_path):
+    with pytest.raises(SystemExit, match=str(tmp_path / "records")):
+        calibration.main(["--experiment", str(tmp_path)])
+
+
+def test_shipped_calibration_table_is_rebuilt_from_its_records():
+    experiment = Path(__file__).resolve().parent.parent / "experiments" / "proxy_calibration"
+    rows = summarize(calibration.load(experiment / "records"))
+    assert calibration.to_markdown(rows) == (experiment / "table.md").read_text()
+    shipped = {(r["candidate"], r["network"]) for r in rows}
+    assert {(c, n) for c in CANDIDATES for n in ENDPOINTS} <= shipped  # every candidate ran both ends
+    assert all(r["seeds"] == 3 and r["val_images"] == 10000 for r in rows)
