@@ -14,9 +14,11 @@ from roadmap.benchmark import (
     Settings,
     benchmark,
     default_specs,
+    job_throughput,
     loader_throughput,
     main,
     make_fake_folder,
+    step_throughput,
 )
 from roadmap.complexity import count_params
 from roadmap.config import compose
@@ -61,6 +63,16 @@ def test_default_pairs_compare_like_with_like():
 def test_unknown_model_is_refused():
     with pytest.raises(SystemExit, match="unknown --models"):
         main(["--models", "ours_resnet50,vit"])
+
+
+def test_a_job_and_its_bare_step_are_timed_on_the_same_network_and_shape(tmp_path, capsys):
+    overrides = ("+step=layer_norm", "data=synthetic", "data.train_size=48", "scale.batch_size=8")
+    speeds = step_throughput(compose(overrides), rounds=2, steps=2)
+    assert len(speeds) == 2 and min(speeds) > 0
+    assert job_throughput(overrides, batches=4, out_dir=tmp_path / "job") > 0
+    main(["job", *overrides, "--rounds", "1", "--steps", "2", "--batches", "4"])
+    out = capsys.readouterr().out
+    assert "layer_norm at the proxy scale, batch 8, 32 px" in out and "job / bare" in out
 
 
 def test_loader_throughput_on_a_fake_folder(tmp_path):

@@ -1,17 +1,26 @@
 """GFLOPs of every step against the paper's Tables 10 and 11, through `make flops`' own code."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
-from roadmap.complexity import main
+from roadmap.complexity import OUT_DIR, main
 from roadmap.steps import REGIMES, STEPS
+
+SHIPPED = Path(__file__).resolve().parent.parent / OUT_DIR
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory):
+def written(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("complexity")
     main(["--out", str(out)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def tables(written):
+    out = written
     tables = {}
     for regime in REGIMES:
         assert (out / f"{regime}.md").read_text().count("\n| ") == len(STEPS) + 1
@@ -52,5 +61,12 @@ def test_layer_norm_step_matches_figure_2_not_table_10(tables):
 
 def test_exact_parameter_counts(tables):
     assert int(tables["resnet50"]["baseline"]["params"]) == 25_557_032  # torchvision ResNet-50
+    # A recipe adds no parameter: layer scale comes with ConvNeXt-T (Section 3.1), not with Section 2.1's recipe.
+    assert int(tables["resnet50"]["modern_recipe"]["params"]) == 25_557_032
     assert int(tables["resnet50"]["separate_downsampling"]["params"]) == 28_589_128  # ConvNeXt-T
     assert int(tables["resnet200"]["separate_downsampling"]["params"]) == 88_591_464  # ConvNeXt-B
+
+
+@pytest.mark.parametrize("name", [f"{regime}.{ext}" for regime in REGIMES for ext in ("csv", "md")])
+def test_shipped_tables_are_what_make_flops_writes(written, name):
+    assert (SHIPPED / name).read_text() == (written / name).read_text()
