@@ -89,18 +89,18 @@ def ema_horizon(recipe: Recipe, budget: Budget) -> None:
 
 
 def regularization(recipe: Recipe, budget: Budget) -> None:
-    """Every regulariser's strength in proportion to how often the run shows each image, against the recipe.
+    """Every regulariser at a strength in proportion to how often the run shows each image, against the recipe.
 
     Augmentation and regularisation trade slower learning for less overfitting, and their strengths were set for
     300 (or 90) passes over ImageNet. A run of a few passes cannot overfit, so at full strength they only slow it
     down (measured: experiments/proxy_calibration/); "ResNet strikes back" (Wightman et al. 2021) weakens them for
-    shorter schedules too. Each keeps its place in the recipe at a strength s = run epochs / recipe epochs:
-    RandAugment's magnitude and the chance of each of its operations, Mixup's and CutMix's alphas, the chance of
-    Random Erasing, label smoothing and the stochastic-depth rate are multiplied by s. The random-resized crop's
-    range of areas shrinks by s towards the area of the evaluation's centre crop (0.875^2 of the image), and its
-    range of aspect ratios towards 1 (as s-th powers): at full strength the recipe's crops, at none crops that
-    show objects at the size and shape evaluation does (FixRes, Touvron et al. 2019), which a plain resize of
-    the whole image would not.
+    shorter schedules too. Each keeps its place in the recipe, at strength s = run epochs / recipe epochs: how
+    often a stochastic one acts is multiplied by s (the chance that a batch is mixed by Mixup or CutMix, that an
+    image is erased, that each RandAugment operation applies), as are label smoothing and the stochastic-depth
+    rate; when one acts, it acts as the recipe says (CutMix's boxes, for one, do not shrink with its alpha). The
+    random-resized crop's range of areas shrinks by s towards the area of the evaluation's centre crop (0.875^2 of
+    the image), and its range of aspect ratios towards 1: at none, crops show objects at the size and shape
+    evaluation does (FixRes, Touvron et al. 2019), which a plain resize of the whole image would not.
     """
     if budget.epochs >= budget.recipe_epochs:
         return
@@ -111,8 +111,8 @@ def regularization(recipe: Recipe, budget: Budget) -> None:
     aug["train_crop_scale"] = [evaluated - s * (evaluated - smallest), evaluated + s * (largest - evaluated)]
     aug["train_crop_ratio"] = [ratio**s for ratio in aug["train_crop_ratio"]]
     if aug["randaugment"]:
-        aug["randaugment"] = _weaker_randaugment(aug["randaugment"], s)
-    for key in ("mixup", "cutmix", "random_erasing", "label_smoothing"):
+        aug["randaugment"] = _rarer_randaugment(aug["randaugment"], s)
+    for key in ("mixup_prob", "random_erasing", "label_smoothing"):
         aug[key] *= s
     recipe["stochastic_depth"] *= s
 
@@ -120,22 +120,13 @@ def regularization(recipe: Recipe, budget: Budget) -> None:
 RANDAUGMENT_OP_CHANCE = 0.5  # timm's default chance of applying each chosen operation ("p" in its config string)
 
 
-def _weaker_randaugment(config: str, s: float) -> str:
-    """timm's RandAugment config string (``rand-m9-mstd0.5-inc1``) with magnitude, its noise and the chance of each
-    operation multiplied by `s`: a smaller magnitude alone would leave Invert, Equalize and AutoContrast as they are."""
-    name, *parts = config.split("-")
-    kept, chance = [], RANDAUGMENT_OP_CHANCE
-    for part in parts:
-        key, value = re.match(r"([a-z]+)(.*)", part).groups()
-        if key == "p":
-            chance = float(value)
-        elif key == "m":
-            kept.append(f"m{round(int(value) * s)}")  # timm reads a whole magnitude
-        elif key == "mstd":
-            kept.append(f"mstd{float(value) * s:.6g}")
-        else:
-            kept.append(part)
-    return "-".join([name, *kept, f"p{chance * s:.6g}"])
+def _rarer_randaugment(config: str, s: float) -> str:
+    """timm's RandAugment config string (``rand-m9-mstd0.5-inc1``) with the chance of each operation multiplied
+    by `s` (its ``p``, 0.5 unless given)."""
+    parts = config.split("-")
+    chance = next((float(part[1:]) for part in parts if re.fullmatch(r"p[\d.]+", part)), RANDAUGMENT_OP_CHANCE)
+    kept = [part for part in parts if not re.fullmatch(r"p[\d.]+", part)]
+    return "-".join([*kept, f"p{chance * s:.6g}"])
 
 
 RULES: dict[str, Callable[[Recipe, Budget], None]] = {

@@ -41,7 +41,7 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     need(sched["min_lr"] >= 0, "schedule.min_lr", ">= 0", sched["min_lr"])
     for key in ("mixup", "cutmix"):
         need(aug[key] >= 0, f"augment.{key}", ">= 0 (0 turns it off)", aug[key])
-    for key in ("random_erasing", "label_smoothing", "mixup_switch_prob", "hflip"):
+    for key in ("random_erasing", "label_smoothing", "mixup_switch_prob", "mixup_prob", "hflip"):
         need(0 <= aug[key] <= 1, f"augment.{key}", "a probability in [0, 1]", aug[key])
 
 
@@ -104,8 +104,9 @@ def build_mixup(augment: Mapping[str, Any], num_classes: int, batch_size: int) -
             f"Mixup/CutMix (recipe.augment.mixup={augment['mixup']}, cutmix={augment['cutmix']}) mix each batch "
             f"with its flipped self and need an even batch size, but data.batch_size={batch_size}. Use an even "
             "batch size, or turn them off with recipe.augment.mixup=0 recipe.augment.cutmix=0.")
-    return Mixup(mixup_alpha=augment["mixup"], cutmix_alpha=augment["cutmix"], switch_prob=augment["mixup_switch_prob"],
-                 label_smoothing=augment["label_smoothing"], num_classes=num_classes)
+    return Mixup(mixup_alpha=augment["mixup"], cutmix_alpha=augment["cutmix"], prob=augment["mixup_prob"],
+                 switch_prob=augment["mixup_switch_prob"], label_smoothing=augment["label_smoothing"],
+                 num_classes=num_classes)
 
 
 def build_loss(augment: Mapping[str, Any]) -> nn.Module:

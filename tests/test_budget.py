@@ -84,17 +84,19 @@ def test_regularization_rule_scales_every_regulariser_by_the_passes_over_the_dat
     assert list(aug.train_crop_scale) == pytest.approx([evaluated - s * (evaluated - 0.08),
                                                         evaluated + s * (1 - evaluated)])
     assert list(aug.train_crop_ratio) == pytest.approx([0.75**s, 1.3333333**s])
-    assert (aug.mixup, aug.cutmix, aug.random_erasing, aug.label_smoothing) == pytest.approx(
-        (0.8 * s, 1.0 * s, 0.25 * s, 0.1 * s))
+    assert (aug.mixup_prob, aug.random_erasing, aug.label_smoothing) == pytest.approx((1.0 * s, 0.25 * s, 0.1 * s))
+    assert (aug.mixup, aug.cutmix) == (0.8, 1.0)  # when a batch is mixed, it is mixed as the recipe says
     assert fitted.stochastic_depth == pytest.approx(0.1 * s)
-    assert aug.randaugment == "rand-m0-mstd0.005-inc1-p0.005"
+    assert aug.randaugment == "rand-m9-mstd0.5-inc1-p0.005"
     ops = rand_augment_transform(aug.randaugment, {}).ops  # timm reads it
-    assert all(op.prob == pytest.approx(0.005) and op.magnitude == 0 for op in ops)
+    assert all(op.prob == pytest.approx(0.005) and op.magnitude == 9 for op in ops)
+    assert fit_recipe(OmegaConf.merge(MODERN, {"augment": {"randaugment": "rand-m9-p0.3"}}), Budget.of(MODERN, 3, 100),
+                      {"regularization": True})[0].augment.randaugment == "rand-m9-p0.003"
     assert changes["stochastic_depth"] == {"recipe": 0.1, "used": pytest.approx(0.001)}
     original, _ = fit_recipe(ORIGINAL, Budget.of(ORIGINAL, 9, 100), {"regularization": True})
     assert list(original.augment.train_crop_scale) == pytest.approx([0.875**2 - 0.1 * (0.875**2 - 0.08),
                                                                      0.875**2 + 0.1 * (1 - 0.875**2)])
-    assert original.augment.randaugment is None and original.augment.mixup == 0
+    assert original.augment.randaugment is None and original.augment.mixup == 0 and original.augment.mixup_prob == 0.1
 
 
 @pytest.mark.parametrize(("rules", "message"), [
