@@ -254,12 +254,13 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     global_batch = cfg.scale.global_batch_size or cfg.data.batch_size * devices * nodes
     trainer.accumulate_grad_batches = accumulation(global_batch, cfg.data.batch_size, devices, nodes)
     datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
     steps_per_epoch = max(1, datamodule.train_batches(devices * nodes) // trainer.accumulate_grad_batches)
-    # The recipe fitted to this run's length; the network (stochastic depth, layer scale), the module and the
-    # record read the fitted values, and the record keeps what changed.
+    # The recipe fitted to this run's length; the data's augmentations, the network (stochastic depth, layer
+    # scale), the module and the record read the fitted values, and the record keeps what changed.
     budget = Budget.of(cfg.recipe, cfg.scale.epochs, steps_per_epoch)
     cfg.recipe, changes = fit_recipe(cfg.recipe, budget, cfg.scale.budget)
+    datamodule.fit_augment(OmegaConf.to_container(cfg.data.augment, resolve=True))  # data.augment: ${recipe.augment}
+    datamodule.setup("fit")
     L.seed_everything(cfg.seed, workers=True)
     model = build_model(cfg)
     # Counted now, on the plain network: not once it is compiled, channels-last or wrapped for DDP.

@@ -146,6 +146,28 @@ def test_a_study_run_again_continues_an_interrupted_job_and_refuses_a_stranger(t
         skip_or_continue(tiny_cfg(*overrides, "seed=5"), tmp_path / "cut")
 
 
+class SeenAtStart(Callback):
+    """What the run trains with, as fit starts: the data module's augmentations and the network's drop path."""
+
+    def on_train_start(self, trainer, module):
+        self.augment = dict(trainer.datamodule.augment)
+        self.erasing = trainer.datamodule.finish.erasing
+        self.crop = trainer.datamodule.train_set.transform.transforms[0].scale
+        self.drop_path = max(m.drop_prob for m in module.model.modules() if hasattr(m, "drop_prob"))
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="needs Debian's Fashion-MNIST")
+def test_data_network_and_module_all_train_with_the_fitted_recipe(tmp_path):
+    seen = SeenAtStart()
+    record = train(tiny_cfg("+step=separate_downsampling", "data=fashion_mnist", "data.train_subset=64",
+                            "data.val_subset=40", "+trainer.limit_train_batches=2"), tmp_path, callbacks=[seen])
+    used = {key: change["used"] for key, change in record["recipe_changes"].items()}
+    assert seen.augment["random_erasing"] == seen.erasing == used["augment.random_erasing"] < 0.25
+    assert list(seen.crop) == used["augment.train_crop_scale"] != [0.08, 1.0]
+    assert seen.augment["randaugment"] == used["augment.randaugment"] != "rand-m9-mstd0.5-inc1"
+    assert seen.drop_path == pytest.approx(used["stochastic_depth"]) and used["stochastic_depth"] < 0.1
+
+
 def test_a_record_keeps_the_recipe_as_composed_and_what_the_budget_changed(tmp_path):
     record = train(tiny_cfg("+step=layer_norm", "+trainer.limit_train_batches=2"), tmp_path)
     changes = record["recipe_changes"]

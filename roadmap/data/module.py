@@ -90,9 +90,9 @@ class ImageData(lightning.LightningDataModule):
         """timm's per-image pipeline for images of `channels` channels."""
         return image_transform(self.augment, self.input_size, train, self.stats(channels)[0])
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    @cached_property
+    def splits(self) -> tuple[Dataset, Dataset, np.ndarray, np.ndarray]:
+        """The raw training and validation sets and the indices of their fixed subsets, loaded once."""
         train_raw, val_raw = self.load_splits()
         classes = getattr(train_raw, "classes", None)
         if classes is not None and self.num_classes is not None and len(classes) != self.num_classes:
@@ -104,6 +104,19 @@ class ImageData(lightning.LightningDataModule):
                 f"data.batch_size={self.batch_size} is larger than the training set ({len(train_idx)} images, "
                 f"data.train_subset={self.train_subset}); training drops incomplete batches, so lower "
                 "data.batch_size or use more images")
+        return train_raw, val_raw, train_idx, val_idx
+
+    def fit_augment(self, augment: Mapping[str, Any]) -> None:
+        """Augment as `augment` says instead (the recipe fitted to the run's length, roadmap/budget.py, which needs
+        `train_batches()` first): only before `setup()` has built the transforms."""
+        if self.train_set is not None or "finish" in self.__dict__:
+            raise RuntimeError("fit_augment() after setup(): the transforms are already built")
+        self.augment = augment
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train_raw, val_raw, train_idx, val_idx = self.splits
         # Grayscale images are transformed as they are and become RGB per batch (BatchFinish); RGB images for a
         # one-channel network are converted per image.
         in_memory = isinstance(train_raw, ArrayImages)
@@ -129,10 +142,9 @@ class ImageData(lightning.LightningDataModule):
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     def train_batches(self, world_size: int = 1) -> int:
-        """Training batches per epoch in each of `world_size` processes (incomplete batches are dropped)."""
-        if self.train_set is None:
-            self.setup("fit")
-        return len(EpochBatches(len(self.train_set), self.batch_size, self.seed, world_size=world_size))
+        """Training batches per epoch in each of `world_size` processes (incomplete batches are dropped). It reads
+        the data set, not the augmentations, which can still be fitted to this count (`fit_augment`)."""
+        return len(EpochBatches(len(self.splits[2]), self.batch_size, self.seed, world_size=world_size))
 
     def train_dataloader(self) -> DataLoader:
         """Whole batches from the sampler (`batch_size=None`): the dataset builds and seeds each batch itself."""
