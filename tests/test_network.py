@@ -5,9 +5,10 @@ import timm
 import torch
 import torchvision
 from helpers import copy_weights_in_order, step_model
+from torch import nn
 
-from roadmap.complexity import count_params
-from roadmap.network import RoadmapNet
+from roadmap.complexity import complexity, count_params
+from roadmap.network import RoadmapNet, SpatialConv
 
 CONVNEXT = {  # paper Table 9 / shared/docs/paper-facts.md: exact parameter counts
     "convnext_t": ("convnext_tiny", 28_589_128),
@@ -122,3 +123,31 @@ def test_layer_scale_starts_at_its_init_value():
 def test_invalid_argument_is_named(kwargs, names):
     with pytest.raises(ValueError, match=rf"argument {names}="):
         RoadmapNet(**kwargs)
+
+
+@pytest.mark.parametrize(("groups", "kernel", "size"), [(8, 7, (2, 2)), (8, 7, (1, 1)), (1, 3, (1, 1)),
+                                                        (8, 11, (4, 4)), (8, 7, (2, 5)), (8, 7, (8, 8))])
+def test_spatial_conv_skips_only_taps_that_meet_padding(groups, kernel, size):
+    """The same outputs and gradients as a plain convolution, on maps smaller than the kernel too."""
+    torch.manual_seed(0)
+    ours = SpatialConv(8, 8, kernel, 1, kernel // 2, groups=groups)
+    plain = nn.Conv2d(8, 8, kernel, 1, kernel // 2, groups=groups)
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 8, *size, requires_grad=True)
+    a, b = ours(x), plain(x)
+    torch.testing.assert_close(a, b)
+    for ga, gb in zip(torch.autograd.grad(a.square().sum(), [x, ours.weight, ours.bias]),
+                      torch.autograd.grad(b.square().sum(), [x, plain.weight, plain.bias]), strict=True):
+        torch.testing.assert_close(ga, gb)
+
+
+def test_flops_count_whole_kernels_on_small_maps():
+    """At 32 px ConvNeXt's 7x7 kernels meet 2x2 and 1x1 maps; the count is the paper's, of whole kernels."""
+    net = RoadmapNet(depths=(1, 1), widths=(8, 16), stem="patchify", block="inverted_bottleneck", depthwise=True,
+                     kernel_size=7, spatial_position="first", downsampling="separate", norm="layer", num_classes=10)
+    macs = complexity(net, input_size=8, in_chans=3).gflops * 1e9  # maps of 2x2, then 1x1
+    stem, downsample, head = 8 * 3 * 16 * 4, 16 * 8 * 4, 16 * 10
+    blocks = [(8, 2 * 2), (16, 1)]  # (width, pixels): depthwise 7x7, then 1x1 to 4x and back
+    convs = sum(pixels * (width * 49 + 2 * width * 4 * width) for width, pixels in blocks)
+    assert macs == stem + downsample + convs + head
+    assert all(conv.crop for conv in net.modules() if isinstance(conv, SpatialConv))  # put back after counting
