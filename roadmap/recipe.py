@@ -48,12 +48,19 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
 LR_SCALING = {"linear": lambda ratio: ratio, "sqrt": math.sqrt, "none": lambda ratio: 1.0}
 
 
-def scaled_lr(recipe: Mapping[str, Any], global_batch_size: int, rule: str = "linear") -> float:
+def scaled_lr(recipe: Mapping[str, Any], global_batch_size: int, rule: str | Mapping[str, str] = "linear") -> float:
     """The recipe's base lr, given for its base batch size, moved to ours: in proportion (``linear``, the
     paper's rule), with the square root of the ratio (``sqrt``), or not at all (``none``: the base lr at any
-    batch, for short runs at batches far below the base batch)."""
+    batch). `rule` is one of them, or one per optimizer (``{sgd: sqrt, adamw: none}``)."""
+    if isinstance(rule, Mapping):
+        optimizer = recipe["optimizer"]["name"]
+        if optimizer not in rule:
+            raise ValueError(f"scale.lr_scaling={dict(rule)} names no rule for the recipe's optimizer {optimizer!r}; "
+                             f"add one, e.g. scale.lr_scaling.{optimizer}=linear.")
+        return scaled_lr(recipe, global_batch_size, rule[optimizer])
     if rule not in LR_SCALING:
-        raise ValueError(f"scale.lr_scaling={rule!r} is invalid: it must be one of {list(LR_SCALING)}.")
+        raise ValueError(f"scale.lr_scaling={rule!r} is invalid: it must be one of {list(LR_SCALING)}, or one of them "
+                         "per optimizer.")
     return recipe["lr"]["base"] * LR_SCALING[rule](global_batch_size / recipe["lr"]["base_batch_size"])
 
 

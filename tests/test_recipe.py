@@ -42,6 +42,11 @@ def test_linear_lr_scaling():
     assert scaled_lr(ORIGINAL, 512) == pytest.approx(0.2)
     assert scaled_lr(MODERN, 64, "sqrt") == pytest.approx(4e-3 / 8)
     assert scaled_lr(MODERN, 64, "none") == scaled_lr(MODERN, 4096) == pytest.approx(4e-3)
+    per_optimizer = {"sgd": "sqrt", "adamw": "none"}
+    assert scaled_lr(MODERN, 128, per_optimizer) == pytest.approx(4e-3)
+    assert scaled_lr(ORIGINAL, 128, per_optimizer) == pytest.approx(0.1 * 0.5**0.5)
+    with pytest.raises(ValueError, match="no rule for the recipe's optimizer 'adamw'.*scale.lr_scaling.adamw="):
+        scaled_lr(MODERN, 128, {"sgd": "linear"})
     with pytest.raises(ValueError, match="scale.lr_scaling='cube'"):
         scaled_lr(MODERN, 64, "cube")
 
