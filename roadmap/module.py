@@ -12,7 +12,7 @@ from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from roadmap.data import PADDING_LABEL
-from roadmap.recipe import build_ema, build_loss, build_mixup, build_optimizer, build_scheduler
+from roadmap.recipe import build_loss, build_mixup, build_optimizer, build_scheduler
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -20,7 +20,8 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class RoadmapModule(L.LightningModule):
-    """Trains `model` with the recipe's optimizer, schedule, Mixup/CutMix, loss and EMA.
+    """Trains `model` with the recipe's optimizer, schedule, Mixup/CutMix and loss (its EMA is a callback,
+    roadmap/ema.py).
 
     It keeps the per-epoch training loss (`loss_curve`) and the random number generators' states in
     its checkpoints, so that a resumed run continues exactly where an uninterrupted one would be.
@@ -35,10 +36,8 @@ class RoadmapModule(L.LightningModule):
         self.lr, self.steps_per_epoch = lr, steps_per_epoch
         self.mixup = build_mixup(recipe["augment"], num_classes, batch_size)
         self.train_loss = build_loss(recipe["augment"])
-        self.ema = build_ema(model, recipe)
         self.top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.top5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro")
-        self.ema_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         # Metric objects, not logged floats: under DDP they add up every process's share of the validation set.
         self.val_loss = MeanMetric()
         self.val_images = SumMetric()
@@ -66,35 +65,34 @@ class RoadmapModule(L.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.ema is not None:
-            self.ema.update(self.model, step=self.global_step)
-
     def on_train_epoch_end(self) -> None:
-        epoch_loss = torch.stack(self._epoch_losses).mean().item()
+        # (losses restored from a checkpoint saved within the epoch are on the CPU)
+        epoch_loss = torch.stack([loss.to(self.device) for loss in self._epoch_losses]).mean().item()
         self._epoch_losses.clear()
         self.loss_curve.append(epoch_loss)
         self.log("train/epoch_loss", epoch_loss, sync_dist=True)  # the mean over processes under DDP
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def evaluation_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A validation batch as a network takes it, without the padding DDP adds to shorter shares (which counts
+        for nothing); None when nothing is left."""
         x, y = batch
-        keep = y != PADDING_LABEL  # DDP pads the shorter validation shards; padding counts for nothing
-        x, y = self._images(x[keep]), y[keep]
-        if len(y) == 0:
+        keep = y != PADDING_LABEL
+        return (self._images(x[keep]), y[keep]) if keep.any() else None
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        evaluated = self.evaluation_batch(batch)
+        if evaluated is None:
             return
+        x, y = evaluated
         logits = self.model(x)
         self.top1(logits, y)
         self.top5(logits, y)
         self.val_loss(nn.functional.cross_entropy(logits, y), weight=len(y))
         self.val_images(len(y))
-        if self.ema is not None:
-            self.ema_top1(self.ema.module(x), y)
 
     def on_validation_epoch_end(self) -> None:
         """Each metric computed once over the whole validation set (all processes' shares), then reset."""
         metrics = {"top1": self.top1, "top5": self.top5, "loss": self.val_loss, "images": self.val_images}
-        if self.ema is not None:
-            metrics["ema_top1"] = self.ema_top1
         for name, metric in metrics.items():
             # sync_dist: the value is already global; averaging equal values keeps it, and tells Lightning so
             self.log(f"val/{name}", metric.compute(), prog_bar=name == "top1", sync_dist=True)
@@ -121,11 +119,13 @@ class RoadmapModule(L.LightningModule):
         # Plain tensors and tuples only, so that torch.load(weights_only=True) can read the checkpoint.
         name, keys, pos, has_gauss, cached = np.random.get_state()
         checkpoint["loss_curve"] = list(self.loss_curve)
+        checkpoint["epoch_losses"] = [float(loss) for loss in self._epoch_losses]  # a checkpoint within an epoch
         checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
                                     "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.loss_curve = list(checkpoint["loss_curve"])
+        self._epoch_losses = [torch.tensor(loss) for loss in checkpoint.get("epoch_losses", [])]
         states = checkpoint["rng_states"]
         torch.set_rng_state(states["torch"])
         random.setstate(states["python"])

@@ -1,4 +1,4 @@
-"""The training recipe as objects: optimizer, lr schedule, Mixup/CutMix, loss and EMA, all from timm.
+"""The training recipe as objects: optimizer, lr schedule, Mixup/CutMix, loss and EMA decay, all for timm's.
 
 The values come from ``conf/recipe/`` (torchvision's original ResNet recipe or the paper's Table 5);
 this file only turns them into timm objects and checks them before any data is read.
@@ -13,7 +13,6 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler, PolyLRScheduler, StepLRScheduler
 from timm.scheduler.scheduler import Scheduler
-from timm.utils import ModelEmaV3
 from torch import nn, optim
 
 OPTIMIZERS = {"sgd": "momentum", "adamw": "adamw"}  # our name -> timm's ("momentum" is SGD without Nesterov)
@@ -129,14 +128,13 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def build_ema(model: nn.Module, recipe: Mapping[str, Any]) -> ModelEmaV3 | None:
-    """An exponential moving average of the weights, when the recipe's rule asks for one.
-
-    ``no_batchnorm`` follows the paper: "EMA severely hurts models with BatchNorm layers"."""
+def ema_decay(model: nn.Module, recipe: Mapping[str, Any]) -> float | None:
+    """The decay of the weights' exponential moving average (roadmap/ema.py), or None where the recipe's rule
+    keeps none: ``no_batchnorm`` follows the paper, "EMA severely hurts models with BatchNorm layers"."""
     use = recipe["ema"]["use"]
     if use == "never" or (use == "no_batchnorm" and has_batchnorm(model)):
         return None
-    return ModelEmaV3(model, decay=recipe["ema"]["decay"])
+    return float(recipe["ema"]["decay"])
 
 
 def accumulation(global_batch_size: int, batch_size: int, devices: int, num_nodes: int) -> int:

@@ -7,6 +7,7 @@ import platform
 import resource
 import subprocess
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ from roadmap.budget import Budget, check_rules, fit_recipe
 from roadmap.complexity import complexity
 from roadmap.config import build_model
 from roadmap.data import count_classes
+from roadmap.ema import EMA
 from roadmap.module import RoadmapModule
-from roadmap.recipe import accumulation, build_mixup, check_recipe, scaled_lr
+from roadmap.preemption import INTERRUPTED, Requeue, submitit_signal
+from roadmap.recipe import accumulation, build_mixup, check_recipe, ema_decay, scaled_lr
 from roadmap.results import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -91,8 +94,10 @@ def skip_or_continue(cfg: DictConfig, out_dir: Path) -> bool:
                                  "folder (hydra.sweep.dir=...) or move that one away.")
             log.info("%s seed %s is already completed in %s: skipped", cfg.name, cfg.seed, out_dir)
             return True
-    checkpoint = out_dir / "checkpoints" / "last.ckpt"
-    if cfg.resume is None and checkpoint.exists():
+    # The newest of the last epoch's checkpoint and the one saved when the job was told to stop (roadmap/preemption.py).
+    saved = [p for p in (out_dir / "checkpoints" / "last.ckpt", out_dir / "checkpoints" / INTERRUPTED) if p.exists()]
+    if cfg.resume is None and saved:
+        checkpoint = max(saved, key=lambda p: p.stat().st_mtime)
         log.info("%s seed %s was interrupted: continuing from %s", cfg.name, cfg.seed, checkpoint)
         cfg.resume = str(checkpoint)
     return False
@@ -276,12 +281,22 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     module = RoadmapModule(model, cfg.recipe, num_classes=cfg.data.num_classes, lr=lr,
                            batch_size=cfg.data.batch_size, steps_per_epoch=steps_per_epoch,
                            channels_last=cfg.trainer.channels_last)
+    decay = ema_decay(model, cfg.recipe)
+    if decay is not None:  # a callback, so that DDP leaves it alone (roadmap/ema.py)
+        trainer.callbacks.append(EMA(decay, cfg.data.num_classes))
+    signum = submitit_signal()
+    if signum is not None:  # inside a submitit job: checkpoint and requeue on its time-limit signal, after EMA's update
+        trainer.callbacks.append(Requeue(signum, out_dir / "checkpoints"))
     if cfg.trainer.channels_last:
         model.to(memory_format=torch.channels_last)
     if cfg.trainer.compile:
         model.compile()  # in place: the state dict, and so the checkpoints, keep their keys
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume)
+        with warnings.catch_warnings():
+            # A run resumed within an epoch skips the batches it trained on in the sampler (data.ImageData), which
+            # Lightning cannot see, so its warning that the loader cannot resume does not apply.
+            warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume)
     finally:
         if wandb.run is not None:
             wandb.run.finish()  # one wandb run per job, even when the job fails

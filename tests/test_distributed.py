@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from timm.utils import ModelEmaV3
 
 from roadmap.config import build_model, compose
 from roadmap.train import train
@@ -30,12 +31,16 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @torch.no_grad()
-def evaluate_checkpoint(checkpoint: Path, overrides: tuple[str, ...]) -> tuple[float, int]:
-    """Top-1 (%) of a checkpoint's weights over the whole validation set, in this one process."""
+def evaluate_checkpoint(checkpoint: Path, overrides: tuple[str, ...], ema: bool = False) -> tuple[float, int]:
+    """Top-1 (%) of a checkpoint's weights (or its EMA's) over the whole validation set, in this one process."""
     cfg = compose(overrides)
     model = build_model(cfg).eval()
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if ema:
+        model.load_state_dict(saved["callbacks"]["EMA"]["weights"])
+    else:
+        state = saved["state_dict"]
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate")
     correct = seen = 0
@@ -58,6 +63,31 @@ def test_ddp_on_two_cpu_processes_writes_one_record_over_the_whole_validation_se
     top1, seen = evaluate_checkpoint(records[0].parent / "checkpoints/last.ckpt", (*TINY, "seed=3"))  # its data
     assert seen == VAL_SIZE
     assert record["top1"] == pytest.approx(top1, abs=1e-4)
+
+
+def test_ddp_keeps_one_ema_out_of_the_reduced_module(tmp_path):
+    """ConvNeXt-T's recipe keeps an EMA: under DDP it trains, and the record's EMA top-1 is the saved EMA's."""
+    run_cli(*TINY, *CPU_DDP, "+step=separate_downsampling", "scale.epochs=2", "seed=1", f"hydra.sweep.dir={tmp_path}",
+            "-m", cwd=tmp_path)
+    [path] = tmp_path.rglob("result.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "completed" and record["val_images"] == VAL_SIZE and record["devices"] == 2
+    checkpoint = path.parent / "checkpoints/last.ckpt"
+    assert torch.load(checkpoint, weights_only=True)["callbacks"]["EMA"]["updates"] == 8  # 2 epochs x 64 / 16
+    top1, seen = evaluate_checkpoint(checkpoint, (*TINY, "+step=separate_downsampling", "seed=1"), ema=True)
+    assert seen == VAL_SIZE
+    assert record["ema_top1"] == pytest.approx(top1, abs=1e-4)
+
+
+def test_the_ema_follows_optimizer_steps_not_batches(tmp_path, monkeypatch):
+    calls = []
+    original = ModelEmaV3.update
+    monkeypatch.setattr(ModelEmaV3, "update", lambda self, model, step=None: calls.append(step) or original(
+        self, model, step=step))
+    cfg = compose([*TINY, "+step=layer_norm", "scale.epochs=2", "scale.global_batch_size=32"])  # accumulate 4
+    record = train(cfg, tmp_path)
+    assert record["accumulate_grad_batches"] == 4 and record["optimizer_steps"] == 4  # 8 batches of 8 an epoch
+    assert calls == [1, 2, 3, 4]  # once after each optimizer step of both epochs, not after each of 16 batches
 
 
 def test_submitit_local_multirun_writes_one_record_per_seed(tmp_path):

@@ -10,12 +10,12 @@ from roadmap.config import compose
 from roadmap.network import RoadmapNet
 from roadmap.recipe import (
     accumulation,
-    build_ema,
     build_loss,
     build_mixup,
     build_optimizer,
     build_scheduler,
     check_recipe,
+    ema_decay,
     scaled_lr,
 )
 
@@ -106,9 +106,9 @@ def test_mixup_and_loss_follow_the_recipe():
 
 
 def test_ema_only_for_models_without_batchnorm():
-    assert build_ema(RoadmapNet(**TINY_NET), MODERN) is None
-    assert build_ema(RoadmapNet(**TINY_NET, norm="layer"), MODERN) is not None
-    assert build_ema(RoadmapNet(**TINY_NET, norm="layer"), ORIGINAL) is None
+    assert ema_decay(RoadmapNet(**TINY_NET), MODERN) is None
+    assert ema_decay(RoadmapNet(**TINY_NET, norm="layer"), MODERN) == 0.9999
+    assert ema_decay(RoadmapNet(**TINY_NET, norm="layer"), ORIGINAL) is None
 
 
 @pytest.mark.parametrize(("key", "value"), [

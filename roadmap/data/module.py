@@ -128,13 +128,17 @@ class ImageData(lightning.LightningDataModule):
         self.val_set = EvalBatches(val_raw, val_idx, self.transform(False, channels), mode, self.finish,
                                    precompute=in_memory)
 
-    def _current_epoch(self) -> int:
-        """The epoch Lightning is about to run: after a resume, the loader is built before `set_epoch` is called
-        (and workers prefetch), so the sampler must start at the restored epoch rather than at 0."""
+    def _resume_point(self) -> tuple[int, int]:
+        """The epoch Lightning is about to run and the batches of it already trained on. After a resume the loader is
+        built before `set_epoch` is called (and workers prefetch), so the sampler must start at the restored epoch,
+        and, from a checkpoint saved within an epoch (roadmap/preemption.py), after its trained batches."""
         trainer = self.trainer
         if trainer is None:
-            return 0
-        return int(trainer.fit_loop.epoch_progress.current.processed)
+            return 0, 0
+        epochs = trainer.fit_loop.epoch_progress.current
+        within = epochs.started > epochs.processed  # an epoch begun and not finished
+        # Saved at a batch's end, a checkpoint counts that batch as ready, not yet as completed.
+        return int(epochs.processed), int(trainer.fit_loop.epoch_loop.batch_progress.current.ready) if within else 0
 
     def _shard(self) -> tuple[int, int]:
         """(rank, world size) of this process: under DDP each process loads its own share."""
@@ -151,8 +155,8 @@ class ImageData(lightning.LightningDataModule):
         if self.train_set is None:
             self.setup("fit")
         rank, world_size = self._shard()
-        sampler = EpochBatches(len(self.train_set), self.batch_size, self.seed, self._current_epoch(), rank,
-                               world_size)
+        epoch, start = self._resume_point()
+        sampler = EpochBatches(len(self.train_set), self.batch_size, self.seed, epoch, rank, world_size, start)
         return DataLoader(self.train_set, batch_size=None, sampler=sampler, generator=sampler.generator,
                           **self._loader_options())
 

@@ -60,25 +60,34 @@ class EpochBatches(Sampler[BatchKey]):
     """
 
     def __init__(self, size: int, batch_size: int, seed: int, epoch: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, start: int = 0) -> None:
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world_size = rank, world_size
+        self.start = start  # the batches of this epoch already trained on (a run resumed within an epoch)
         self.generator = torch.Generator()
         self.set_epoch(epoch)
 
     def set_epoch(self, epoch: int) -> None:
+        if epoch != getattr(self, "epoch", epoch):
+            self.start = 0  # a new epoch starts at its first batch
         self.epoch = epoch
         self.generator.manual_seed(self.seed + epoch)
 
-    def __len__(self) -> int:
+    @property
+    def batches(self) -> int:
+        """Batches in a whole epoch of this process's share."""
         return math.ceil(self.size / self.world_size) // self.batch_size
+
+    def __len__(self) -> int:
+        """A whole epoch's: Lightning counts a resumed epoch's batches from those already trained on."""
+        return self.batches
 
     def __iter__(self) -> Iterator[BatchKey]:
         # Its own stream, not `generator`: the DataLoader draws from that one too, at times that differ
         # between a fresh and a resumed run.
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
         share = np.resize(order, math.ceil(self.size / self.world_size) * self.world_size)[self.rank::self.world_size]
-        for number in range(len(self)):
+        for number in range(self.start, self.batches):
             batch = share[number * self.batch_size:(number + 1) * self.batch_size]
             yield BatchKey(self.epoch, self.rank, number, tuple(int(i) for i in batch))
 
