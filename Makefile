@@ -18,7 +18,7 @@ SWEEPS ?= multirun
 JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
 CANDIDATES = $(shell ls conf/calibration | sed 's/\.yaml$$//' | paste -sd, -)
 
-.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync bench
+.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync bench gpu-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,3 +78,6 @@ wandb-sync: install ## upload the offline wandb runs under multirun/ and outputs
 
 bench: install ## training img/s and peak memory, ours vs timm; BENCH_ARGS="--help", or "loader --help" for the data loader
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+gpu-check: install ## the GPU path end to end on one GPU (~8 min): step timing ours vs timm, a proxy job, a paper-scale job; writes experiments/gpu/<device>.md. GPU_CHECK_ARGS=--quick: reduced, on the CPU
+	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
