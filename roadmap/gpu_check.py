@@ -116,7 +116,7 @@ def job_lines(title: str, overrides: tuple[str, ...], out_dir: Path, accelerator
     started = time.perf_counter()
     record = train(compose([*overrides, *NO_WANDB]), out_dir)
     problems = check_record(record, accelerator, optimizer_steps)
-    lines = [f"### {title}", "", f"`python run.py {' '.join(overrides)}`", "",
+    lines = [f"## {title}", "", f"`python run.py {' '.join(overrides)}`", "",
              f"- top-1 {record['top1']:.2f}% after {record['epochs']} epoch(s), {record['optimizer_steps']} optimizer "
              f"steps; {record['train_images_per_second']:.0f} training img/s; peak memory "
              f"{record['peak_memory_mb']:.0f} MB ({record['peak_memory_kind']}); {time.perf_counter() - started:.0f} s "
@@ -145,7 +145,7 @@ def run(plan: Plan, out: Path, work: Path) -> tuple[Path, list[str]]:
                                     (f"Paper-scale ConvNeXt-T, {plan.paper_steps} optimizer steps on synthetic data",
                                      plan.paper, plan.paper_steps)):
         section, found = job_lines(title, overrides, work / title.split(",")[0].replace(" ", "_"), accelerator, steps)
-        lines += ["## " + section[0].removeprefix("### "), *section[1:]]
+        lines += section
         problems += found
         print("\n".join(section), flush=True)
     lines.append(f"Whole check: {time.perf_counter() - started:.0f} s.")
