@@ -159,10 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the reduced check on the CPU (about a minute)")
     parser.add_argument("--out", type=Path, help="report folder (default experiments/gpu; with --quick, outputs/)")
+    parser.add_argument("proxy_overrides", nargs="*", metavar="OVERRIDE",
+                        help="added to the proxy job, e.g. data.root=DIR where Fashion-MNIST is not installed")
     args = parser.parse_args(argv)
     if not args.quick and not torch.cuda.is_available():
         parser.error("torch sees no GPU here: run on a GPU machine, or pass --quick for the reduced CPU check")
     plan = quick_plan() if args.quick else full_plan()
+    plan = replace(plan, proxy=(*plan.proxy, *args.proxy_overrides))
     out = args.out or (REPO / "outputs" / "gpu-check" if args.quick else OUT)
     with tempfile.TemporaryDirectory() as work:
         path, problems = run(plan, out, Path(work))

@@ -81,6 +81,14 @@ def composed_config(cfg: DictConfig) -> dict[str, Any]:
     return composed
 
 
+def same_config(recorded: Any, composed: Any) -> bool:
+    """Whether a record's config is this one. A key on one side only counts as equal when its value is null: a knob
+    added to the configs after the record was written, at the default that leaves runs as they were."""
+    if isinstance(recorded, dict) and isinstance(composed, dict):
+        return all(same_config(recorded.get(key), composed.get(key)) for key in recorded.keys() | composed.keys())
+    return recorded == composed
+
+
 def skip_or_continue(cfg: DictConfig, out_dir: Path) -> bool:
     """For a study run again into the same folders (`make roadmap` after an interruption): True when this job's
     completed record is already in `out_dir`, so the job is skipped; an interrupted job continues from its last
@@ -89,7 +97,7 @@ def skip_or_continue(cfg: DictConfig, out_dir: Path) -> bool:
     if path.is_file():
         record = json.loads(path.read_text())
         if record.get("status") == "completed":
-            if record.get("config") != composed_config(cfg):
+            if not same_config(record.get("config"), composed_config(cfg)):
                 raise ValueError(f"{path} holds the completed record of another config; point this run at another "
                                  "folder (hydra.sweep.dir=...) or move that one away.")
             log.info("%s seed %s is already completed in %s: skipped", cfg.name, cfg.seed, out_dir)

@@ -6,13 +6,14 @@ from roadmap.gpu_check import check_record, main
 
 
 def test_the_quick_check_runs_every_section_and_writes_its_report(tmp_path):
-    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    assert main(["--quick", "--out", str(tmp_path), "data.val_size=32"]) == 0
     [report] = tmp_path.glob("*.md")
     text = report.read_text()
     for section in ("torch ", "## Training step, eager", "ours_convnext_t_linear", "nn.Linear pointwise layers",
                     "## One proxy step", "## Paper-scale ConvNeXt-T, 2 optimizer steps"):
         assert section in text, section
     assert text.count("- record: sound") == 2
+    assert "data.val_size=32`" in text  # an override for the proxy job reaches it
 
 
 def test_a_record_that_ran_elsewhere_or_short_is_reported():

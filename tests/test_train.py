@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from roadmap.config import compose, step_overrides
 from roadmap.module import NonFiniteLossError
 from roadmap.steps import STEPS
-from roadmap.train import skip_or_continue, train
+from roadmap.train import same_config, skip_or_continue, train
 
 ROOT = Path(__file__).resolve().parent.parent
 # A tiny budget: synthetic data, small images, one or two short epochs, no wandb unless asked.
@@ -144,6 +144,14 @@ def test_a_study_run_again_continues_an_interrupted_job_and_refuses_a_stranger(t
     assert skip_or_continue(tiny_cfg(*overrides), tmp_path / "cut")  # completed now: skipped
     with pytest.raises(ValueError, match="completed record of another config"):
         skip_or_continue(tiny_cfg(*overrides, "seed=5"), tmp_path / "cut")
+
+
+def test_a_record_from_before_a_new_null_knob_is_still_this_config():
+    composed = {"model": {"depths": [3, 4], "weights": None}, "seed": 0}
+    assert same_config({"model": {"depths": [3, 4]}, "seed": 0}, composed)  # written before `weights` existed
+    assert not same_config({"model": {"depths": [3, 3]}, "seed": 0}, composed)
+    assert not same_config({"model": {"depths": [3, 4], "weights": "w.pt"}, "seed": 0}, composed)
+    assert not same_config({"model": {"depths": [3, 4]}}, composed)  # a missing key with a value is a difference
 
 
 class SeenAtStart(Callback):
