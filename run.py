@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from roadmap.results import write_failure
+from roadmap.results.failures import write_failure
 from roadmap.train import skip_or_continue, train
 
 log = logging.getLogger("run")

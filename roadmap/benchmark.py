@@ -21,7 +21,6 @@ import ctypes
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -44,8 +43,8 @@ from torch import nn
 from roadmap.config import PAPER_SETTING, build_model, compose
 from roadmap.prepare import resize_folder
 from roadmap.recipe import build_optimizer
-from roadmap.results import atomic_write_text
-from roadmap.train import proc_status_mb, reset_peak_memory, train
+from roadmap.results.records import atomic_write_text
+from roadmap.system import device_name, proc_status_mb, reset_peak_memory
 
 CONVNEXT_STEP = "separate_downsampling"  # the roadmap's last step: ConvNeXt-T
 # Per device: the CPU's defaults finish the whole comparison in a few minutes on 2 cores.
@@ -228,16 +227,6 @@ def benchmark(specs: Sequence[ModelSpec], settings: Settings) -> list[Row]:
     return rows
 
 
-def device_name(device: str) -> str:
-    if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_name(torch.device(device))
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "cpu"
-
-
 def describe(settings: Settings) -> str:
     return (
         f"{settings.device} ({device_name(settings.device)}), {settings.threads} torch threads; batch "
@@ -338,6 +327,8 @@ def step_throughput(cfg: DictConfig, rounds: int, steps: int) -> list[float]:
 def job_throughput(overrides: Sequence[str], batches: int, out_dir: Path) -> float:
     """Training img/s of the run `python run.py <overrides>` would make, measured by the run itself over its first
     `batches` batches (one epoch cut short; validation on 1,000 images)."""
+    from roadmap.train import train  # here: only this mode needs Lightning
+
     cfg = compose([*overrides, "scale.epochs=1", f"+trainer.limit_train_batches={batches}", "scale.val_subset=1000",
                    "logger.wandb.enabled=false"])
     return train(cfg, out_dir)["train_images_per_second"]

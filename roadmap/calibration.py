@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from roadmap.ablation import FINAL_STEP
-from roadmap.results import RECORDS, collect, load_records, write_tables
+from roadmap.results.records import RECORDS, collect, load_records
+from roadmap.results.tables import write_tables
 
 ENDPOINTS = ("baseline", FINAL_STEP)  # ResNet-50 under the original recipe, ConvNeXt-T under the modern one
 CENTRE = "proxy"  # the candidate that is conf/scale/proxy.yaml unchanged

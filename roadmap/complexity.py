@@ -17,7 +17,8 @@ from torch import nn
 
 from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
 from roadmap.network import SpatialConv
-from roadmap.results import atomic_write_text, to_csv
+from roadmap.results.records import atomic_write_text
+from roadmap.results.tables import to_csv
 from roadmap.steps import REGIMES, ROADMAP
 
 WEIGHT_OPS = ("conv", "linear", "matmul", "addmm", "bmm", "einsum")  # fvcore's names of multiply-add ops

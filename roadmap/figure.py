@@ -16,7 +16,8 @@ from matplotlib.patches import Patch
 from matplotlib.text import Annotation, Text
 from matplotlib.ticker import MaxNLocator
 
-from roadmap.results import RECORDS, aggregate, compare_folder, load_records
+from roadmap.results.records import RECORDS, load_records
+from roadmap.results.stats import aggregate, compare_folder
 from roadmap.steps import ROADMAP, STEPS
 
 STYLE = {
@@ -268,7 +269,7 @@ def accuracy_vs_throughput(rows: list[dict], out_base: Path) -> None:
 @mpl.rc_context(STYLE)
 def ablation_figure(rows: list[dict], out_base: Path) -> None:
     """The variants of an ablation study as horizontal bars of their paired top-1 change from the reference
-    (rows[0], as `results.compare` orders them), most harmful first, with sd error bars and each variant's
+    (rows[0], as `stats.compare` orders them), most harmful first, with sd error bars and each variant's
     FLOPs; failed variants are named with their error under the chart."""
     reference, ran = rows[0], [r for r in rows[1:] if not r["error"] and r["paired_seeds"]]
     failed = [r for r in rows[1:] if r["error"]]

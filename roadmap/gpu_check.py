@@ -23,9 +23,10 @@ import lightning
 import timm
 import torch
 
-from roadmap.benchmark import CONVNEXT_STEP, Row, Settings, benchmark, default_specs, device_name, rows_to_markdown
+from roadmap.benchmark import CONVNEXT_STEP, Row, Settings, benchmark, default_specs, rows_to_markdown
 from roadmap.config import compose
-from roadmap.results import atomic_write_text
+from roadmap.results.records import atomic_write_text
+from roadmap.system import device_name
 from roadmap.train import train
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,13 +14,18 @@ A bottleneck block of width w maps ``expansion * w`` channels to ``expansion * w
 an inverted bottleneck of width w maps ``w`` to ``w`` through ``expansion * w``.
 """
 
+import os
+from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from timm.layers import DropPath, LayerNorm2d, LayerScale, LayerScale2d
 from torch import nn
 from torchvision.ops.misc import Permute
+
+from roadmap.weights import load_state, read_state
 
 Layout = Literal["first", "last"]  # channels-first (N, C, H, W) or channels-last (N, H, W, C)
 
@@ -67,6 +72,9 @@ def _validate(args: dict[str, Any]) -> None:
     scale = args["layer_scale_init"]
     _check("layer_scale_init", scale is None or (isinstance(scale, (int, float)) and scale > 0),
            "a positive float, or null for no layer scale", scale)
+    weights = args["weights"]
+    _check("weights", weights is None or (isinstance(weights, (str, os.PathLike)) and Path(weights).is_file()),
+           "null or a weights file", weights)
 
 
 def _to_layout(layout: Layout) -> nn.Module:
@@ -74,24 +82,29 @@ def _to_layout(layout: Layout) -> nn.Module:
 
 
 def layer_order(spatial_position: str, norm_placement: str, activation_placement: str) -> list[str]:
-    """The order of a block's branch layers, e.g. for ResNet's bottleneck and ConvNeXt's block::
+    """The names of a block's branch layers, in order. A norm or an activation is named after the convolution it
+    follows, as the paper's Figure 4 draws them, so a delta that drops one leaves the others' names (and weights'
+    keys) as they were. ResNet's bottleneck and ConvNeXt's block::
 
-        pw_in norm act spatial norm act pw_out norm      (middle, after_every_conv, after_every_conv)
-        spatial norm pw_in act pw_out                    (first, one_per_block, one_per_block)
+        pw_in pw_in_norm pw_in_act spatial spatial_norm spatial_act pw_out pw_out_norm
+        spatial spatial_norm pw_in pw_in_act pw_out
+
+    One norm per block sits before the first 1x1 layer (Section 2.6): with the spatial conv in the middle it
+    follows no convolution and is plain ``norm``.
     """
     convs = ("spatial", "pw_in", "pw_out") if spatial_position == "first" else ("pw_in", "spatial", "pw_out")
-    kinds: list[str] = []
+    names: list[str] = []
     for conv in convs:
         if norm_placement == "one_per_block" and conv == "pw_in":
-            kinds.append("norm")  # Section 2.6: one norm, before the first 1x1 layer
-        kinds.append(conv)
+            # Section 2.6: one norm, before the first 1x1 layer
+            names.append("norm" if conv == convs[0] else f"{convs[0]}_norm")
+        names.append(conv)
         if norm_placement == "after_every_conv":
-            kinds.append("norm")
-        if activation_placement == "after_every_conv" and conv != "pw_out":
-            kinds.append("act")
-        elif activation_placement == "one_per_block" and conv == "pw_in":
-            kinds.append("act")  # Section 2.6: one activation, between the two 1x1 layers
-    return kinds
+            names.append(f"{conv}_norm")
+        if (activation_placement == "after_every_conv" and conv != "pw_out") or (
+                activation_placement == "one_per_block" and conv == "pw_in"):
+            names.append(f"{conv}_act")  # Section 2.6: one activation, between the two 1x1 layers
+    return names
 
 
 class SpatialConv(nn.Conv2d):
@@ -119,9 +132,11 @@ class SpatialConv(nn.Conv2d):
 class Block(nn.Module):
     """A residual block: ``post_act(shortcut(x) + drop_path(branch(x)))``.
 
-    The branch holds three convolutions, two pointwise (``pw_in``, ``pw_out``) and one spatial,
-    with norms and activations placed by the roadmap's knobs. It is built as a flat
-    ``nn.Sequential`` so that printing a block shows its exact order of layers.
+    The branch holds three convolutions, two pointwise (``pw_in``, ``pw_out``) and one spatial, with norms and
+    activations placed by the roadmap's knobs and named by role (:func:`layer_order`), then the layer ``scale``.
+    It is an ``nn.Sequential`` of named layers, so printing a block shows its exact order of layers, with each
+    permute between channels-first and channels-last named for the layer it serves (``to_last_pw_in``) and
+    ``to_first`` at the end.
     """
 
     def __init__(
@@ -143,45 +158,49 @@ class Block(nn.Module):
         drop_path: float,
     ) -> None:
         super().__init__()
-        kinds = layer_order(spatial_position, norm_placement, activation_placement)
-        layers: list[nn.Module] = []
+        names = layer_order(spatial_position, norm_placement, activation_placement)
+        layers: dict[str, nn.Module] = {}
         layout: Layout = "first"
         chs = in_chs
-        for i, kind in enumerate(kinds):
+
+        def add(name: str, module: nn.Module, need: Layout | None) -> None:
+            nonlocal layout
+            if need is not None and need != layout:
+                layers[f"to_{need}_{name}"] = _to_layout(need)
+                layout = need
+            layers[name] = module
+
+        for i, name in enumerate(names):
             # A conv followed by BatchNorm needs no bias: BN removes any per-channel offset.
-            bias = not (norm == "batch" and kinds[i + 1 : i + 2] == ["norm"])
-            if kind == "spatial":
-                need: Layout | None = "first"
+            following = names[i + 1] if i + 1 < len(names) else ""
+            bias = not (norm == "batch" and following.endswith("norm"))
+            if name == "spatial":
                 groups = chs if depthwise else 1
                 conv = SpatialConv if stride == 1 else nn.Conv2d
-                module: nn.Module = conv(chs, chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias)
-            elif kind in ("pw_in", "pw_out"):
-                out = hidden_chs if kind == "pw_in" else out_chs
+                add(name, conv(chs, chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias), "first")
+            elif name in ("pw_in", "pw_out"):
+                out = hidden_chs if name == "pw_in" else out_chs
                 if pointwise == "linear":
-                    need, module = "last", nn.Linear(chs, out, bias=bias)
+                    add(name, nn.Linear(chs, out, bias=bias), "last")
                 else:
-                    need, module = "first", nn.Conv2d(chs, out, 1, bias=bias)
+                    add(name, nn.Conv2d(chs, out, 1, bias=bias), "first")
                 chs = out
-            elif kind == "norm":
-                need = "first" if norm == "batch" else None
-                module = make_norm(norm, chs, need or layout)
+            elif name.endswith("norm"):
+                need: Layout | None = "first" if norm == "batch" else None
+                add(name, make_norm(norm, chs, need or layout), need)
             else:
-                need, module = None, make_activation(activation)
-            if need is not None and need != layout:
-                layers.append(_to_layout(need))
-                layout = need
-            layers.append(module)
+                add(name, make_activation(activation), None)
         if layer_scale_init is not None:
             scale = LayerScale if layout == "last" else LayerScale2d
-            layers.append(scale(out_chs, init_values=layer_scale_init))
+            add("scale", scale(out_chs, init_values=layer_scale_init), None)
         if layout == "last":
-            layers.append(_to_layout("first"))
-        self.branch = nn.Sequential(*layers)
+            layers["to_first"] = _to_layout("first")
+        self.branch = nn.Sequential(OrderedDict(layers))
 
         if in_chs != out_chs or stride != 1:  # ResNet's projection shortcut
-            self.shortcut: nn.Module = nn.Sequential(
-                nn.Conv2d(in_chs, out_chs, 1, stride, bias=norm != "batch"), make_norm(norm, out_chs, "first")
-            )
+            self.shortcut: nn.Module = nn.Sequential(OrderedDict(
+                conv=nn.Conv2d(in_chs, out_chs, 1, stride, bias=norm != "batch"), norm=make_norm(norm, out_chs, "first")
+            ))
         else:
             self.shortcut = nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -233,6 +252,8 @@ class RoadmapNet(nn.Module):
             (``nn.Linear`` on channels-last tensors); the same function either way.
         in_chans: input image channels.
         num_classes: classifier outputs.
+        weights: a checkpoint to start from, loaded by name (roadmap/weights.py): torchvision's ResNet-50, timm's
+            or the authors' ConvNeXts, or this network's own state dict; ``None`` for ConvNeXt's initialisation.
     """
 
     def __init__(
@@ -256,6 +277,7 @@ class RoadmapNet(nn.Module):
         pointwise: str = "conv",
         in_chans: int = 3,
         num_classes: int = 1000,
+        weights: str | os.PathLike | None = None,
     ) -> None:
         depths, widths = tuple(depths), tuple(widths)
         _validate(locals())  # before anything is built: a bad config fails here, naming the argument
@@ -266,45 +288,49 @@ class RoadmapNet(nn.Module):
 
         separate = downsampling == "separate"
         if stem == "resnet":
-            stem_layers = [
-                nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=norm != "batch"),
-                make_norm(norm, widths[0], "first"),
-                make_activation(activation),
-                nn.MaxPool2d(3, 2, 1),
-            ]
+            stem_layers = {
+                "conv": nn.Conv2d(in_chans, widths[0], 7, 2, 3, bias=norm != "batch"),
+                "norm": make_norm(norm, widths[0], "first"),
+                "act": make_activation(activation),
+                "pool": nn.MaxPool2d(3, 2, 1),
+            }
         else:
             stem_bias = not (separate and norm == "batch")
-            stem_layers = [nn.Conv2d(in_chans, widths[0], patch_size, patch_size, bias=stem_bias)]
+            stem_layers = {"conv": nn.Conv2d(in_chans, widths[0], patch_size, patch_size, bias=stem_bias)}
             if separate:
-                stem_layers.append(make_norm(norm, widths[0], "first"))
-        self.stem = nn.Sequential(*stem_layers)
+                stem_layers["norm"] = make_norm(norm, widths[0], "first")
+        self.stem = nn.Sequential(OrderedDict(stem_layers))
 
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         stages, chs = [], widths[0]
         for i, (depth, width) in enumerate(zip(depths, widths, strict=True)):
-            layers: list[nn.Module] = []
+            downsample: nn.Module = nn.Identity()  # under `stride` the first block strides; stage 1 follows the stem
             if separate and i > 0:
-                layers.append(nn.Sequential(make_norm(norm, chs, "first"), nn.Conv2d(chs, stage_chs(width), 2, 2)))
+                downsample = nn.Sequential(OrderedDict(
+                    norm=make_norm(norm, chs, "first"), conv=nn.Conv2d(chs, stage_chs(width), 2, 2)))
                 chs = stage_chs(width)
+            blocks: list[nn.Module] = []
             for j in range(depth):
                 hidden = width * expansion if block == "inverted_bottleneck" else width
                 stride = 2 if (i > 0 and j == 0 and not separate) else 1
-                layers.append(Block(
+                blocks.append(Block(
                     chs, hidden, stage_chs(width), stride, depthwise=depthwise, kernel_size=kernel_size,
                     spatial_position=spatial_position, activation=activation,
                     activation_placement=activation_placement, norm=norm, norm_placement=norm_placement,
                     pointwise=pointwise, layer_scale_init=layer_scale_init, drop_path=rates.pop(0),
                 ))
                 chs = stage_chs(width)
-            stages.append(nn.Sequential(*layers))
+            stages.append(nn.Sequential(OrderedDict(downsample=downsample, blocks=nn.Sequential(*blocks))))
         self.stages = nn.Sequential(*stages)
 
-        head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten(1)]
+        head: dict[str, nn.Module] = {"pool": nn.AdaptiveAvgPool2d(1), "flatten": nn.Flatten(1)}
         if separate:
-            head.append(nn.BatchNorm1d(chs) if norm == "batch" else nn.LayerNorm(chs, eps=LN_EPS))
-        head.append(nn.Linear(chs, num_classes))
-        self.head = nn.Sequential(*head)
+            head["norm"] = nn.BatchNorm1d(chs) if norm == "batch" else nn.LayerNorm(chs, eps=LN_EPS)
+        head["fc"] = nn.Linear(chs, num_classes)
+        self.head = nn.Sequential(OrderedDict(head))
         self.apply(_init_weights)
+        if weights is not None:
+            load_state(self, read_state(weights), f"weights={weights}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))

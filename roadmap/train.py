@@ -1,11 +1,7 @@
 """Train one config and write its record: config -> model, data, module -> Lightning fit -> result.json."""
 
-import contextlib
 import json
 import logging
-import platform
-import resource
-import subprocess
 import time
 import warnings
 from collections.abc import Sequence
@@ -30,48 +26,10 @@ from roadmap.ema import EMA
 from roadmap.module import RoadmapModule
 from roadmap.preemption import INTERRUPTED, Requeue, submitit_signal
 from roadmap.recipe import accumulation, build_mixup, check_recipe, ema_decay, scaled_lr
-from roadmap.results import atomic_write_text
+from roadmap.results.records import atomic_write_text
+from roadmap.system import device_name, git_commit, peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parent.parent
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-    except OSError:
-        return None
-    return out.stdout.strip() or None
-
-
-PROC_SELF = Path("/proc/self")
-
-
-def reset_peak_memory() -> None:
-    """Start a fresh peak for this job: jobs of a multirun share one process."""
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    with contextlib.suppress(OSError):
-        (PROC_SELF / "clear_refs").write_text("5")  # Linux: resets the peak resident set (VmHWM)
-
-
-def proc_status_mb(field: str) -> float | None:
-    """A memory field of /proc/self/status (Linux: VmRSS, VmHWM, ...) in MiB; None where there is none."""
-    with contextlib.suppress(OSError):
-        for line in (PROC_SELF / "status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
-def peak_memory_mb() -> tuple[float, str]:
-    """GPU: the most memory torch allocated; CPU: the process's peak resident set since the reset."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
-    peak = proc_status_mb("VmHWM")
-    if peak is not None:
-        return peak, "process_peak_rss"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
 
 
 def composed_config(cfg: DictConfig) -> dict[str, Any]:
@@ -207,7 +165,7 @@ class Recorder(Callback):
             "train_images_per_second_per_device": per_device,
             "peak_memory_mb": memory,
             "peak_memory_kind": memory_kind,
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
+            "device": device_name("cuda" if torch.cuda.is_available() else "cpu"),
             "wall_seconds": time.time() - self.started,
             **self.run,
             "git_commit": git_commit(),

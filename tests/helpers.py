@@ -6,18 +6,29 @@ from torch import nn
 from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
 
 
-def copy_weights_in_order(source: dict[str, torch.Tensor], target: nn.Module) -> None:
-    """Copy `source` tensors into `target` by position: the two must list the same tensors in the
-    same order. A Linear weight (out, in) fills a 1x1 conv weight (out, in, 1, 1) and back."""
-    target_state = target.state_dict()
-    assert len(source) == len(target_state), f"{len(source)} tensors for {len(target_state)}"
-    for (src_name, src), (dst_name, dst) in zip(source.items(), target_state.items(), strict=True):
-        assert src.numel() == dst.numel() and src.shape[:2] == dst.shape[:2], (
-            f"{src_name} {tuple(src.shape)} does not fit {dst_name} {tuple(dst.shape)}")
-        target_state[dst_name] = src.reshape(dst.shape).clone()
-    target.load_state_dict(target_state)
-
-
 def step_model(step: str, regime: str = "resnet50", *extra: str) -> nn.Module:
     """The step's network at the paper's setting (full widths, 1000 classes)."""
     return build_model(compose([*PAPER_SETTING, *step_overrides(step, regime), *extra]))
+
+
+def perturb_norms(model: nn.Module) -> nn.Module:
+    """Random norm weights and biases, running statistics, layer scales and conv biases, in place. At their initial
+    values (ones, zeros, 1e-6) two norms of one width are interchangeable and layer scale all but closes each
+    block, so identical logits would not show that every tensor went to its own place."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and tensor.dim() == 1:
+                noise = torch.rand(tensor.shape, generator=generator)
+                scale = name.endswith(("weight", "running_var", "gamma"))
+                tensor.copy_(0.5 + noise if scale else 0.2 * (noise - 0.5))
+    return model
+
+
+def same_logits(reference: nn.Module, ours: nn.Module, size: int, atol: float = 1e-5) -> float:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        diff = (reference.eval()(x) - ours.eval()(x)).abs().max().item()
+    assert diff <= atol, f"max abs logit difference {diff}"
+    return diff

@@ -1,6 +1,8 @@
 """The benchmark tools: training speed ours vs timm, the loader's speed, and the pre-resized copy of a folder."""
 
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,10 @@ def test_an_interrupted_resize_resumes_without_redoing_finished_files(source, tm
     with Image.open(lost) as image:
         assert image.size == (43, 32)
     assert not list(target.rglob("*.part"))
+
+
+def test_the_benchmark_reads_the_machine_without_loading_lightning():
+    """Memory and device names come from roadmap/system.py; only `bench.py job` trains, and loads Lightning then."""
+    code = "import sys, roadmap.benchmark; print(sorted({'lightning', 'roadmap.train'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

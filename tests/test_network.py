@@ -1,14 +1,19 @@
 """The parametric network against torchvision's ResNet-50 and timm's ConvNeXt, weight for weight."""
 
+import re
+
 import pytest
 import timm
 import torch
 import torchvision
-from helpers import copy_weights_in_order, step_model
+from helpers import perturb_norms, same_logits, step_model
 from torch import nn
 
 from roadmap.complexity import complexity, count_params
+from roadmap.config import build_model, compose, step_overrides
 from roadmap.network import RoadmapNet, SpatialConv
+from roadmap.steps import STEPS
+from roadmap.weights import load_state
 
 CONVNEXT = {  # paper Table 9 / shared/docs/paper-facts.md: exact parameter counts
     "convnext_t": ("convnext_tiny", 28_589_128),
@@ -19,49 +24,28 @@ CONVNEXT = {  # paper Table 9 / shared/docs/paper-facts.md: exact parameter coun
 }
 
 
-def timm_convnext_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """timm registers each block's layer-scale `gamma` before its layers; ours comes after them."""
-    state = model.state_dict()
-    ordered = {}
-    for name, tensor in state.items():
-        if not name.endswith(".gamma"):
-            ordered[name] = tensor
-        if name.endswith(".mlp.fc2.bias"):
-            gamma = name.removesuffix("mlp.fc2.bias") + "gamma"
-            ordered[gamma] = state[gamma]
-    return ordered
-
-
-def same_logits(reference: torch.nn.Module, ours: torch.nn.Module, size: int, atol: float = 1e-5) -> float:
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, size, size)
-    with torch.no_grad():
-        diff = (reference.eval()(x) - ours.eval()(x)).abs().max().item()
-    assert diff <= atol, f"max abs logit difference {diff}"
-    return diff
-
-
-def test_baseline_is_torchvision_resnet50():
-    ours = step_model("baseline")
+def test_baseline_is_torchvision_resnet50(tmp_path):
+    reference = perturb_norms(torchvision.models.resnet50(weights=None))
+    torch.save(reference.state_dict(), tmp_path / "resnet50.pth")
+    ours = step_model("baseline", "resnet50", f"model.weights={tmp_path / 'resnet50.pth'}")  # loaded by name
     assert count_params(ours) == 25_557_032
-    reference = torchvision.models.resnet50(weights=None)
-    copy_weights_in_order(reference.state_dict(), ours)
     same_logits(reference, ours, 224)
 
 
-def test_separate_downsampling_is_timm_convnext_tiny():
-    ours = step_model("separate_downsampling")
+def test_separate_downsampling_is_timm_convnext_tiny(tmp_path):
+    """timm's nn.Linear pointwise layers load into the roadmap's 1x1 convolutions."""
+    reference = perturb_norms(timm.create_model("convnext_tiny", pretrained=False))
+    torch.save(reference.state_dict(), tmp_path / "convnext_tiny.pth")
+    ours = step_model("separate_downsampling", "resnet50", f"model.weights={tmp_path / 'convnext_tiny.pth'}")
     assert count_params(ours) == 28_589_128
-    reference = timm.create_model("convnext_tiny", pretrained=False)
-    copy_weights_in_order(timm_convnext_state(reference), ours)
     same_logits(reference, ours, 224)
 
 
 def test_resnet200_regime_ends_at_timm_convnext_base():
     ours = step_model("separate_downsampling", "resnet200")
-    reference = timm.create_model("convnext_base", pretrained=False)
+    reference = perturb_norms(timm.create_model("convnext_base", pretrained=False))
     assert count_params(ours) == count_params(reference) == 88_591_464
-    copy_weights_in_order(timm_convnext_state(reference), ours)
+    load_state(ours, reference.state_dict())
     same_logits(reference, ours, 64)
 
 
@@ -70,8 +54,8 @@ def test_convnext_family_is_timm(name):
     timm_name, params = CONVNEXT[name]
     ours = step_model("baseline", "resnet50", f"model={name}")
     assert count_params(ours) == params
-    reference = timm.create_model(timm_name, pretrained=False)
-    copy_weights_in_order(timm_convnext_state(reference), ours)
+    reference = perturb_norms(timm.create_model(timm_name, pretrained=False))
+    load_state(ours, reference.state_dict())
     same_logits(reference, ours, 64)
 
 
@@ -82,13 +66,42 @@ def test_pointwise_linear_equals_conv(step):
     linear = step_model(step, "resnet50", "model.pointwise=linear")
     assert any(isinstance(m, torch.nn.Linear) for m in linear.stages.modules())
     assert not any(isinstance(m, torch.nn.Linear) for m in conv.stages.modules())
-    copy_weights_in_order(conv.state_dict(), linear)
+    load_state(linear, perturb_norms(conv).state_dict())
     same_logits(conv, linear, 64)
+
+
+@pytest.mark.parametrize(("model", "layers"), [
+    ("resnet", ["pw_in", "pw_in_norm", "pw_in_act", "spatial", "spatial_norm", "spatial_act", "pw_out", "pw_out_norm"]),
+    ("convnext_t", ["spatial", "spatial_norm", "to_last_pw_in", "pw_in", "pw_in_act", "pw_out", "scale", "to_first"]),
+])
+def test_a_block_names_its_layers_by_role_and_prints_them_in_order(model, layers):
+    """Figure 4's bottleneck and ConvNeXt block; a stage holds a `downsample` (Identity under `stride`) and `blocks`."""
+    net = build_model(compose([f"model={model}"]))
+    block = net.stages[1].blocks[0]
+    assert [name for name, _ in block.branch.named_children()] == layers
+    printed = re.findall(r"^\s+\((\w+)\): ", str(block.branch), re.MULTILINE)
+    assert printed == layers
+    assert isinstance(net.stages[1].downsample, nn.Identity) == (model == "resnet")
+
+
+@pytest.mark.parametrize("step", ["move_up_dwconv", "kernel_7", "gelu", "fewer_activations", "fewer_norms",
+                                  "layer_norm"])
+def test_a_step_renames_no_layer(step):
+    """A delta that moves or changes a layer keeps its name, and one that drops norms leaves the other layers' names
+    as they were: the same layer has the same key at every step."""
+    parent = STEPS[step].parent
+    layers = {name: {key.rsplit(".", 1)[0] for key in build_model(compose(step_overrides(name))).state_dict()}
+              for name in (step, parent)}
+    if step == "fewer_norms":
+        assert layers[step] < layers[parent]
+        assert {layer.rsplit(".", 1)[1] for layer in layers[parent] - layers[step]} == {"pw_in_norm", "pw_out_norm"}
+    else:
+        assert layers[step] == layers[parent]
 
 
 def test_stochastic_depth_grows_linearly_from_zero():
     net = RoadmapNet(depths=(2, 2), widths=(8, 16), drop_path_rate=0.3)
-    rates = [getattr(b.drop_path, "drop_prob", 0.0) for stage in net.stages for b in stage]
+    rates = [getattr(b.drop_path, "drop_prob", 0.0) for stage in net.stages for b in stage.blocks]
     assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3])
 
 
@@ -119,6 +132,7 @@ def test_layer_scale_starts_at_its_init_value():
     ({"layer_scale_init": 0.0}, "layer_scale_init"),
     ({"depthwise": "yes"}, "depthwise"),
     ({"num_classes": 0}, "num_classes"),
+    ({"weights": "/no/such/file.pth"}, "weights"),
 ])
 def test_invalid_argument_is_named(kwargs, names):
     with pytest.raises(ValueError, match=rf"argument {names}="):

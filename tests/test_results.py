@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from roadmap import figure, results
-from roadmap.results import RecordWarning, aggregate, collect, load_records
+from roadmap import figure
+from roadmap.results import cli, stats, tables
+from roadmap.results.records import RecordWarning, collect, load_records
+from roadmap.results.stats import aggregate
 from roadmap.steps import ROADMAP, STEPS, chain
 
 T_975_2DF = 4.303  # Student t quantile for a 95% interval from 3 seeds
@@ -49,7 +51,7 @@ def test_seed_statistics_and_paper_values():
     assert row["peak_memory_mb_mean"] == pytest.approx(801.0)
     assert (row["paper_top1"], row["paper_gflops"], row["paper_delta_top1"]) == (78.82, 4.09, 2.69)
     assert (row["group"], row["adopted"], row["parent"]) == ("training", True, "baseline")
-    line = next(line for line in results.to_markdown([row]).splitlines() if line.startswith("| modern_recipe"))
+    line = next(line for line in tables.to_markdown([row]).splitlines() if line.startswith("| modern_recipe"))
     assert f"53.00 ± {sd:.2f}" in line and f"[{53 - row['top1_ci95']:.2f}, {53 + row['top1_ci95']:.2f}]" in line
 
 
@@ -136,7 +138,7 @@ def test_aggregate_cli_collects_into_an_experiment_and_writes_its_tables(tmp_pat
     for seed in range(3):
         write(runs / f"{seed}/result.json", record("baseline", seed, 40.0 + seed))
         write(runs / f"m{seed}/result.json", record("modern_recipe", seed, 45.0 + 2 * seed))
-    results.main(["--runs", str(runs), "--collect-to", str(experiment / "records")])
+    cli.main(["--runs", str(runs), "--collect-to", str(experiment / "records")])
     assert len(list((experiment / "records").glob("*.json"))) == 6
     csv_lines = (experiment / "table.csv").read_text().splitlines()
     assert csv_lines[0].startswith("step,parent,group,adopted,seeds,top1_mean,top1_sd,top1_ci95")
@@ -179,10 +181,10 @@ def test_ablation_rows_are_paired_changes_from_the_reference_sorted_most_harmful
                                    "deltas": variant("kernel_7", 0, 0)["deltas"], "seed": 0,
                                    "error": "ValueError: no network\ndetails"})
     experiment = tmp_path / "exp"
-    results.main(["--runs", str(runs), "--collect-to", str(experiment / "records"),
+    cli.main(["--runs", str(runs), "--collect-to", str(experiment / "records"),
                   "--reference", "separate_downsampling"])
     assert len(list((experiment / "records").glob("*.json"))) == 10  # the failed record is kept
-    rows = results.compare_folder(experiment / "records", "separate_downsampling")
+    rows = stats.compare_folder(experiment / "records", "separate_downsampling")
     assert [r["change"] for r in rows] == ["(reference)", "-layer_norm", "-gelu", "-kernel_7"]
     ln, gelu, failed = rows[1:]
     assert (ln["delta_top1_mean"], ln["delta_top1_sd"], ln["paired_seeds"]) == (-10.0, 0.0, 3)
@@ -204,7 +206,7 @@ def test_ablation_without_its_reference_says_so(tmp_path):
     write(tmp_path / "records/a.json", variant("gelu", 0, 50.0))
     write(tmp_path / "records/separate_downsampling-gelu-seed0.json", variant("gelu", 0, 50.0))
     with pytest.raises(SystemExit, match="no completed record of the reference 'separate_downsampling'"):
-        results.main(["--runs", str(tmp_path / "records"), "--reference", "separate_downsampling"])
+        cli.main(["--runs", str(tmp_path / "records"), "--reference", "separate_downsampling"])
 
 
 SHIPPED = Path(__file__).resolve().parent.parent / "experiments" / "fashion_mnist_proxy"
@@ -217,7 +219,7 @@ def test_shipped_roadmap_is_rebuilt_from_its_records(tmp_path):
     assert [row["step"] for row in rows] == list(STEPS)
     assert all(row["seeds"] == 3 for row in rows)
     collect(SHIPPED / "records", tmp_path / "records")
-    results.main(["--runs", str(tmp_path / "records"), "--out", str(tmp_path)])
+    cli.main(["--runs", str(tmp_path / "records"), "--out", str(tmp_path)])
     assert (tmp_path / "table.csv").read_text() == (SHIPPED / "table.csv").read_text()
     figure.main(["--experiment", str(tmp_path)])
     for name in ("roadmap", "accuracy_vs_gflops", "accuracy_vs_throughput"):
@@ -230,10 +232,10 @@ SHIPPED_ABLATION = Path(__file__).resolve().parent.parent / "experiments" / "lea
 @pytest.mark.skipif(not (SHIPPED_ABLATION / "records").is_dir(), reason="no shipped leave-one-out study yet")
 def test_shipped_leave_one_out_is_rebuilt_from_its_records(tmp_path):
     """`make figure` reproduces the committed leave-one-out table: every delta of ConvNeXt-T reverted, 3 seeds."""
-    results.main(["--runs", str(SHIPPED_ABLATION / "records"), "--out", str(tmp_path),
+    cli.main(["--runs", str(SHIPPED_ABLATION / "records"), "--out", str(tmp_path),
                   "--reference", "separate_downsampling"])
     assert (tmp_path / "table.csv").read_text() == (SHIPPED_ABLATION / "table.csv").read_text()
-    rows = results.compare(load_records(SHIPPED_ABLATION / "records", roadmap_only=False), "separate_downsampling")
+    rows = stats.compare(load_records(SHIPPED_ABLATION / "records", roadmap_only=False), "separate_downsampling")
     reverted = {row["change"].removeprefix("-") for row in rows if row["change"].startswith("-")}
     assert reverted == set(chain("separate_downsampling"))
     assert all(row["seeds"] == row["paired_seeds"] == 3 for row in rows[1:])

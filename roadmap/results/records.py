@@ -1,0 +1,113 @@
+"""Run records on disk: written atomically, so an interrupted write never leaves half a file; read, checked and
+collected from run folders into an experiment's records/."""
+
+import json
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from roadmap.ablation import run_name
+from roadmap.steps import STEPS, roadmap_order
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path` (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+
+RECORDS = "records"  # an experiment folder keeps its runs' records here, as <name>-seed<seed>.json
+RECORD_NAME = re.compile(r"result\.json|[\w+-]+-seed\d+\.json")  # a run's own record, or a collected one
+REQUIRED = ("step", "seed", "deltas", "regime", "scale", "data", "input_size", "top1", "top5", "params", "gflops",
+            "gflops_224", "train_images_per_second", "peak_memory_mb", "device")
+
+
+class RecordWarning(UserWarning):
+    """A record that aggregation skips or overrides: named, never fatal, so one bad run spoils no table."""
+
+
+def _read_record(path: Path) -> dict:
+    """Parse one record, completed or failed; a ValueError says why it cannot be used at all."""
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"unreadable JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    if record.get("status") == "failed" and "deltas" in record and "seed" in record:
+        record.setdefault("name", run_name(record["deltas"]))
+        return record
+    if record.get("status") != "completed":
+        error = str(record.get("error", "")).partition("\n")[0]
+        raise ValueError(f"status {record.get('status')!r}" + (f": {error}" if error else ""))
+    missing = [key for key in REQUIRED if record.get(key) is None]
+    if missing:
+        raise ValueError(f"partial record, missing {', '.join(missing)}")
+    if record["step"] not in STEPS:
+        raise ValueError(f"unknown step {record['step']!r}")
+    record.setdefault("name", run_name(record["deltas"]))  # records written before runs had names
+    return record
+
+
+def _sort_key(item: tuple[tuple[str, int], Any]) -> tuple[int, str, int]:
+    (name, seed), _ = item
+    return roadmap_order(name), name, seed
+
+
+def _records(runs_dir: Path, roadmap_only: bool) -> dict[tuple[str, int], tuple[Path, dict]]:
+    """Every usable record under `runs_dir` by (name, seed), roadmap steps first: the newest file wins a
+    duplicate, and a completed record wins over a failed one. `roadmap_only` keeps the roadmap's steps."""
+    found: dict[tuple[str, int], tuple[Path, dict]] = {}
+    for path in sorted(p for p in runs_dir.rglob("*.json") if RECORD_NAME.fullmatch(p.name)):
+        try:
+            record = _read_record(path)
+            if roadmap_only and record["name"] not in STEPS:
+                # e.g. `+step=gelu +delta=[layer_norm]`: an ablation, which would corrupt the step's statistics
+                raise ValueError(f"{record['name']} is an ablation, not a roadmap step")
+            if roadmap_only and record["status"] == "failed":
+                raise ValueError(f"status 'failed': {record['error']}")
+        except (OSError, ValueError) as error:
+            warnings.warn(f"skipping {path}: {error}", RecordWarning, stacklevel=3)
+            continue
+        key = (record["name"], record["seed"])
+        if key in found:
+            rank = {"failed": 0, "completed": 1}
+            kept, dropped = sorted([found[key], (path, record)], reverse=True,
+                                   key=lambda pr: (rank[pr[1]["status"]], pr[0].stat().st_mtime))
+            warnings.warn(f"two records for {key[0]} seed {key[1]}: keeping {kept[0]}, skipping {dropped[0]}",
+                          RecordWarning, stacklevel=3)
+            found[key] = kept
+        else:
+            found[key] = (path, record)
+    return dict(sorted(found.items(), key=_sort_key))
+
+
+def load_records(runs_dir: Path, roadmap_only: bool = True, completed_only: bool = True) -> list[dict]:
+    """The completed records under `runs_dir` (run folders or an experiment's records/), roadmap steps first;
+    with `completed_only=False` (and not `roadmap_only`) the failed ones too."""
+    records = [r for _, r in _records(runs_dir, roadmap_only).values()]
+    return [r for r in records if r["status"] == "completed" or not completed_only]
+
+
+def collect(runs_dir: Path, records_dir: Path, roadmap_only: bool = True) -> list[Path]:
+    """Copy each usable record to `records_dir/<name>-seed<seed>.json`: an experiment keeps its records, not
+    its checkpoints. Outside the roadmap, failed records are kept too, to be listed with their error."""
+    written = []
+    for (name, seed), (path, _) in _records(runs_dir, roadmap_only).items():
+        target = records_dir / f"{name}-seed{seed}.json"
+        atomic_write_text(target, path.read_text())
+        written.append(target)
+    return written
