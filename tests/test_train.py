@@ -34,6 +34,7 @@ def test_every_step_fits_one_batch(step, tmp_path):
     assert (record["ema_top1"] is not None) == (step in ("layer_norm", "separate_downsampling"))
     on_disk = json.loads((tmp_path / "result.json").read_text())
     assert on_disk["params"] == record["params"] > 0 and on_disk["gflops_224"] > on_disk["gflops"] > 0
+    assert on_disk["data_source"] == "generated from seed 0"
     for key in ("train_images_per_second", "peak_memory_mb", "wall_seconds", "git_commit", "config", "deltas"):
         assert on_disk[key] is not None, key
 
