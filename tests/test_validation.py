@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra.errors import CompactHydraException
+from omegaconf import OmegaConf
 from PIL import Image
 
 from roadmap.ablation import FINAL_STEP, leave_one_out
@@ -196,6 +197,14 @@ def test_every_study_config_passes():
                     check_config(cfg)
             else:
                 check_config(cfg)
+
+
+def test_the_schema_keeps_interpolations_live():
+    """data.augment is ${recipe.augment}: an override of the recipe, or the budget's fitted recipe, reaches the data."""
+    cfg = compose(["+step=modern_recipe", "recipe.augment.hflip=0.1"])
+    assert OmegaConf.is_interpolation(cfg.data, "augment") and cfg.data.augment.hflip == 0.1
+    cfg.recipe.merge_with({"augment": {"random_erasing": 0.01}})  # as train() fits the recipe
+    assert cfg.data.augment.random_erasing == 0.01
 
 
 def test_every_scale_trainer_and_data_set_passes(broken):
