@@ -189,14 +189,15 @@ def test_every_roadmap_step_passes(regime):
 def test_every_study_config_passes():
     for deltas in leave_one_out().values():
         check_config(compose([f"+delta=[{','.join(deltas)}]"]))
+    # Each candidate changes the scale only; ConvNeXt is the stricter endpoint (its input must be 32 px or more).
     for candidate in sorted(path.stem for path in (CONF / "calibration").glob("*.yaml")):
-        for step in ("baseline", FINAL_STEP):
-            cfg = compose([f"+calibration={candidate}", f"+step={step}"])
-            if (candidate, step) == ("input_28", FINAL_STEP):  # the Makefile runs ResNet-50 alone at 28 px
-                with pytest.raises(ConfigError, match=r"scale.input_size=28 .*\[7, 3, 1, 0\]"):
-                    check_config(cfg)
-            else:
+        cfg = compose([f"+calibration={candidate}", f"+step={FINAL_STEP}"])
+        if candidate == "input_28":  # ConvNeXt cannot run at 28 px: the Makefile runs ResNet-50 alone on it
+            with pytest.raises(ConfigError, match=r"scale.input_size=28 .*\[7, 3, 1, 0\]"):
                 check_config(cfg)
+            check_config(compose([f"+calibration={candidate}", "+step=baseline"]))
+        else:
+            check_config(cfg)
 
 
 def test_the_schema_keeps_interpolations_live():
