@@ -10,6 +10,10 @@ tree names its schema first in its defaults list, so that the YAML values merge 
 Every field is MISSING (``???``): the values and their comments stay in conf/*.yaml, and a value the YAML files
 leave out is reported as missing rather than filled in silently. A value of the wrong type fails composition,
 naming the key (``seed=abc``: "Value 'abc' of type 'str' could not be converted to Integer, full_key: seed").
+conf/train.yaml lists the data group before its own keys: OmegaConf resolves an interpolation of a whole node
+(`data.augment: ${recipe.augment}`) into a copy when a schema is merged onto it, and the copy would miss later
+overrides of the recipe and the budget's fitted recipe.
+
 Ranges and relations (a positive batch, a probability in [0, 1], an input from which every stage keeps a pixel)
 are checked right after composition by roadmap/validation.py, which also refuses a key that a `+key=value` added
 where the schema does not declare it.
