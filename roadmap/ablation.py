@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from roadmap.errors import ConfigError
 from roadmap.steps import ORDER, ROADMAP, STEPS, chain, roadmap_order
 
 DELTA_DIR = Path(__file__).resolve().parent.parent / "conf" / "delta"
@@ -50,7 +51,7 @@ def settings(delta: str) -> frozenset[str]:
     """The config keys a delta sets: ``model.<argument>`` and, for a config group it switches, the group."""
     path = DELTA_DIR / f"{delta}.yaml"
     if not path.is_file():
-        raise ValueError(f"unknown delta {delta!r}; the deltas are the files in {DELTA_DIR}")
+        raise ConfigError(f"unknown delta {delta!r}; the deltas are the files in {DELTA_DIR}")
     conf = OmegaConf.load(path)
     keys = {f"model.{key}" for key in conf.get("model", {})}
     for entry in conf.get("defaults", []):  # e.g. "override /recipe: modern"
@@ -71,7 +72,7 @@ def check_combination(deltas: Sequence[str]) -> None:
                 fix = f"list {later} before {earlier}, as the roadmap applies them"
             else:
                 fix = "keep only one of them"
-            raise ValueError(
+            raise ConfigError(
                 f"deltas {earlier} and {later} conflict: both set {', '.join(sorted(shared))}, so {later} would "
                 f"undo {earlier}. {fix[0].upper()}{fix[1:]}.")
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from roadmap.errors import ConfigError
+
 IMAGENET_TRAIN_IMAGES = 1_281_167  # ImageNet-1K's training set, which both recipes were made for
 
 
@@ -140,10 +142,10 @@ def check_rules(rules: Mapping[str, Any]) -> None:
     """Fail on a `scale.budget` key that is not a rule, or a value that is not true or false."""
     for name, on in rules.items():
         if name not in RULES:
-            raise ValueError(f"scale.budget.{name} is not a budget rule; the rules are {', '.join(RULES)} "
+            raise ConfigError(f"scale.budget.{name} is not a budget rule; the rules are {', '.join(RULES)} "
                              "(roadmap/budget.py).")
         if not isinstance(on, bool):
-            raise ValueError(f"scale.budget.{name}={on!r} is invalid: it must be true or false.")
+            raise ConfigError(f"scale.budget.{name}={on!r} is invalid: it must be true or false.")
 
 
 def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -14,6 +14,7 @@ A bottleneck block of width w maps ``expansion * w`` channels to ``expansion * w
 an inverted bottleneck of width w maps ``w`` to ``w`` through ``expansion * w``.
 """
 
+import inspect
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -75,6 +76,32 @@ def _validate(args: dict[str, Any]) -> None:
     weights = args["weights"]
     _check("weights", weights is None or (isinstance(weights, (str, os.PathLike)) and Path(weights).is_file()),
            "null or a weights file", weights)
+
+
+def check_arguments(**kwargs: Any) -> dict[str, Any]:
+    """RoadmapNet's arguments with its defaults filled in, checked as `RoadmapNet(**kwargs)` checks them but
+    without building it: roadmap/validation.py checks every job of a sweep this way before the first one trains."""
+    signature = inspect.signature(RoadmapNet)
+    try:
+        bound = signature.bind(**kwargs)
+    except TypeError as error:  # an argument RoadmapNet does not take
+        raise ValueError(f"RoadmapNet: {error}; its arguments are {', '.join(signature.parameters)}.") from None
+    bound.apply_defaults()
+    args = {**bound.arguments, "depths": tuple(bound.arguments["depths"]), "widths": tuple(bound.arguments["widths"])}
+    _validate(args)
+    return args
+
+
+def stage_sizes(input_size: int, stem: str, patch_size: int, depths: Sequence[int], downsampling: str) -> list[int]:
+    """The side of each stage's feature maps for a square input, 0 where nothing is left. ResNet's stem (a padded
+    stride-2 conv and max-pool) and its padded stride-2 convs round up, so they always leave a pixel; the patchify
+    stem and the separate, unpadded 2x2 downsampling layers round down: ConvNeXt needs 32 px (8, 4, 2, 1)."""
+    # A padded stride-2 layer (kernel k, padding k // 2) gives ceil(size / 2); an unpadded 2x2 one, floor(size / 2).
+    size = (input_size + 3) // 4 if stem == "resnet" else input_size // patch_size
+    sizes = [size]
+    for _ in depths[1:]:
+        sizes.append(size := (size + 1) // 2 if downsampling == "stride" else size // 2)
+    return sizes
 
 
 def _to_layout(layout: Layout) -> nn.Module:

@@ -5,15 +5,20 @@ this file only turns them into timm objects and checks them before any data is r
 """
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from timm.data import Mixup
+from timm.data.auto_augment import rand_augment_transform
+from timm.data.transforms import str_to_pil_interp
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler, PolyLRScheduler, StepLRScheduler
 from timm.scheduler.scheduler import Scheduler
 from torch import nn, optim
+
+from roadmap.errors import ConfigError, need
 
 OPTIMIZERS = {"sgd": "momentum", "adamw": "adamw"}  # our name -> timm's ("momentum" is SGD without Nesterov)
 SCHEDULES = ("step", "cosine", "linear")
@@ -23,44 +28,106 @@ EMA_USES = ("never", "always", "no_batchnorm")
 def check_recipe(recipe: Mapping[str, Any]) -> None:
     """Fail on an invalid recipe value, naming its config key, before any data is read."""
 
-    def need(ok: bool, key: str, must: str, value: object) -> None:
-        if not ok:
-            raise ValueError(f"recipe.{key}={value!r} is invalid: it must be {must}.")
+    def check(key: str, ok: bool, must: str, value: object, fix: str = "") -> None:
+        need(ok, f"recipe.{key}", value, must, fix)
 
     opt, sched, aug = recipe["optimizer"], recipe["schedule"], recipe["augment"]
-    need(opt["name"] in OPTIMIZERS, "optimizer.name", f"one of {list(OPTIMIZERS)}", opt["name"])
-    need(sched["name"] in SCHEDULES, "schedule.name", f"one of {list(SCHEDULES)}", sched["name"])
-    need(recipe["ema"]["use"] in EMA_USES, "ema.use", f"one of {list(EMA_USES)}", recipe["ema"]["use"])
-    need(recipe["epochs"] > 0, "epochs", "positive", recipe["epochs"])
-    need(recipe["lr"]["base"] > 0, "lr.base", "positive", recipe["lr"]["base"])
-    need(recipe["lr"]["base_batch_size"] > 0, "lr.base_batch_size", "positive", recipe["lr"]["base_batch_size"])
-    need(opt["weight_decay"] >= 0, "optimizer.weight_decay", ">= 0", opt["weight_decay"])
-    need(0 <= sched["warmup_epochs"] < recipe["epochs"], "schedule.warmup_epochs", "in [0, epochs)",
-         sched["warmup_epochs"])
-    need(sched["min_lr"] >= 0, "schedule.min_lr", ">= 0", sched["min_lr"])
+    check("optimizer.name", opt["name"] in OPTIMIZERS, f"one of {list(OPTIMIZERS)}", opt["name"])
+    check("schedule.name", sched["name"] in SCHEDULES, f"one of {list(SCHEDULES)}", sched["name"])
+    check("ema.use", recipe["ema"]["use"] in EMA_USES, f"one of {list(EMA_USES)}", recipe["ema"]["use"])
+    check("epochs", recipe["epochs"] > 0, "positive", recipe["epochs"])
+    check("lr.base", recipe["lr"]["base"] > 0, "positive", recipe["lr"]["base"])
+    check("lr.base_batch_size", recipe["lr"]["base_batch_size"] > 0, "positive", recipe["lr"]["base_batch_size"])
+    check("optimizer.weight_decay", opt["weight_decay"] >= 0, ">= 0", opt["weight_decay"])
+    if opt["name"] == "sgd":
+        check("optimizer.momentum", opt["momentum"] is not None and 0 <= opt["momentum"] < 1, "in [0, 1) for SGD",
+              opt["momentum"])
+    else:
+        betas = opt["betas"]
+        check("optimizer.betas", betas is not None and len(betas) == 2 and all(0 <= b < 1 for b in betas),
+              "two numbers in [0, 1) for AdamW, e.g. [0.9, 0.999]", betas)
+    check("schedule.warmup_epochs", 0 <= sched["warmup_epochs"] < recipe["epochs"], "in [0, epochs)",
+          sched["warmup_epochs"])
+    check("schedule.min_lr", sched["min_lr"] >= 0, ">= 0", sched["min_lr"])
+    if sched["name"] == "step":
+        check("schedule.step_epochs", sched["step_epochs"] > 0, "positive", sched["step_epochs"])
+        check("schedule.gamma", 0 < sched["gamma"] <= 1, "in (0, 1]", sched["gamma"])
+    check("augment.train_crop", aug["train_crop"] == "random_resized", "random_resized (the only crop implemented)",
+          aug["train_crop"])
+    for key, top in (("train_crop_scale", 1), ("train_crop_ratio", math.inf)):
+        crop = list(aug[key])
+        check(f"augment.{key}", len(crop) == 2 and 0 < crop[0] <= crop[1] <= top,
+              f"a range [low, high] with 0 < low <= high{' <= 1' if top == 1 else ''}", crop)
+    check("augment.eval_resize_ratio", 0 < aug["eval_resize_ratio"] <= 1, "in (0, 1]", aug["eval_resize_ratio"])
+    check("augment.interpolation", _is_interpolation(aug["interpolation"]), "an interpolation timm knows, e.g. "
+          "bilinear or bicubic", aug["interpolation"])
     for key in ("mixup", "cutmix"):
-        need(aug[key] >= 0, f"augment.{key}", ">= 0 (0 turns it off)", aug[key])
+        check(f"augment.{key}", aug[key] >= 0, ">= 0 (0 turns it off)", aug[key])
     for key in ("random_erasing", "label_smoothing", "mixup_switch_prob", "mixup_prob", "hflip"):
-        need(0 <= aug[key] <= 1, f"augment.{key}", "a probability in [0, 1]", aug[key])
+        check(f"augment.{key}", 0 <= aug[key] <= 1, "a probability in [0, 1]", aug[key])
+    if aug["randaugment"] is not None:
+        check_randaugment(aug["randaugment"])
+    check("stochastic_depth", 0 <= recipe["stochastic_depth"] < 1, "in [0, 1)", recipe["stochastic_depth"])
+    check("layer_scale", recipe["layer_scale"] is None or recipe["layer_scale"] > 0, "positive, or null for none",
+          recipe["layer_scale"])
+    check("ema.decay", 0 <= recipe["ema"]["decay"] < 1, "in [0, 1)", recipe["ema"]["decay"])
+    check("grad_clip", recipe["grad_clip"] is None or recipe["grad_clip"] > 0, "positive, or null for none",
+          recipe["grad_clip"])
+
+
+def _is_interpolation(name: str) -> bool:
+    try:
+        str_to_pil_interp(name)
+    except KeyError:
+        return False
+    return True
+
+
+def check_randaugment(config: str) -> None:
+    """Fail unless timm parses `config` as a RandAugment string (``rand-m9-mstd0.5-inc1``), and uses each of its
+    sections: timm skips a section without a number (``rand-m9-mstdx``) silently."""
+    must = ("a RandAugment string timm parses, e.g. rand-m9-mstd0.5-inc1 (rand, then m<magnitude>, n<ops>, mstd<std>, "
+            "p<chance>, inc<0|1>, joined by -)")
+    try:
+        rand_augment_transform(config, {})
+        ignored = [section for section in config.split("-")[1:] if not re.search(r"\d", section)]
+        problem = f"timm would ignore {', '.join(ignored)}." if ignored else ""
+    except (AssertionError, ValueError, KeyError) as error:  # timm asserts on an unknown section
+        problem = f"timm says: {str(error) or 'not a RandAugment string'}."
+    need(not problem, "recipe.augment.randaugment", config, must, problem)
+
+
+def check_mixup_batch(augment: Mapping[str, Any], batch_size: int) -> None:
+    """Mixup and CutMix mix each batch with its flipped self, so they need an even batch."""
+    if mixup_active(augment) and batch_size % 2:
+        raise ConfigError(
+            f"Mixup/CutMix (recipe.augment.mixup={augment['mixup']}, cutmix={augment['cutmix']}) mix each batch "
+            f"with its flipped self and need an even batch size, but data.batch_size={batch_size}. Use an even "
+            "batch size, or turn them off with recipe.augment.mixup=0 recipe.augment.cutmix=0.")
 
 
 LR_SCALING = {"linear": lambda ratio: ratio, "sqrt": math.sqrt, "none": lambda ratio: 1.0}
+
+
+def lr_rule(rule: str | Mapping[str, str], optimizer: str) -> Callable[[float], float]:
+    """The lr factor, as a function of the batch ratio, that `rule` (``scale.lr_scaling``: a rule, or one per
+    optimizer) gives `optimizer`."""
+    if isinstance(rule, Mapping):
+        if optimizer not in rule:
+            raise ConfigError(f"scale.lr_scaling={dict(rule)} names no rule for the recipe's optimizer {optimizer!r}; "
+                              f"add one, e.g. scale.lr_scaling.{optimizer}=linear.")
+        rule = rule[optimizer]
+    need(isinstance(rule, str) and rule in LR_SCALING, "scale.lr_scaling", rule,
+         f"one of {list(LR_SCALING)}, or one of them per optimizer")
+    return LR_SCALING[rule]
 
 
 def scaled_lr(recipe: Mapping[str, Any], global_batch_size: int, rule: str | Mapping[str, str] = "linear") -> float:
     """The recipe's base lr, given for its base batch size, moved to ours: in proportion (``linear``, the
     paper's rule), with the square root of the ratio (``sqrt``), or not at all (``none``: the base lr at any
     batch). `rule` is one of them, or one per optimizer (``{sgd: sqrt, adamw: none}``)."""
-    if isinstance(rule, Mapping):
-        optimizer = recipe["optimizer"]["name"]
-        if optimizer not in rule:
-            raise ValueError(f"scale.lr_scaling={dict(rule)} names no rule for the recipe's optimizer {optimizer!r}; "
-                             f"add one, e.g. scale.lr_scaling.{optimizer}=linear.")
-        return scaled_lr(recipe, global_batch_size, rule[optimizer])
-    if rule not in LR_SCALING:
-        raise ValueError(f"scale.lr_scaling={rule!r} is invalid: it must be one of {list(LR_SCALING)}, or one of them "
-                         "per optimizer.")
-    return recipe["lr"]["base"] * LR_SCALING[rule](global_batch_size / recipe["lr"]["base_batch_size"])
+    factor = lr_rule(rule, recipe["optimizer"]["name"])
+    return recipe["lr"]["base"] * factor(global_batch_size / recipe["lr"]["base_batch_size"])
 
 
 def build_optimizer(model: nn.Module, recipe: Mapping[str, Any], lr: float) -> optim.Optimizer:
@@ -105,11 +172,7 @@ def build_mixup(augment: Mapping[str, Any], num_classes: int, batch_size: int) -
     """timm's Mixup/CutMix on whole batches, or None when the recipe uses neither."""
     if not mixup_active(augment):
         return None
-    if batch_size % 2:
-        raise ValueError(
-            f"Mixup/CutMix (recipe.augment.mixup={augment['mixup']}, cutmix={augment['cutmix']}) mix each batch "
-            f"with its flipped self and need an even batch size, but data.batch_size={batch_size}. Use an even "
-            "batch size, or turn them off with recipe.augment.mixup=0 recipe.augment.cutmix=0.")
+    check_mixup_batch(augment, batch_size)
     return Mixup(mixup_alpha=augment["mixup"], cutmix_alpha=augment["cutmix"], prob=augment["mixup_prob"],
                  switch_prob=augment["mixup_switch_prob"], label_smoothing=augment["label_smoothing"],
                  num_classes=num_classes)
@@ -142,7 +205,7 @@ def accumulation(global_batch_size: int, batch_size: int, devices: int, num_node
     per_step = batch_size * devices * num_nodes
     steps = global_batch_size / per_step
     if steps < 1 or not math.isclose(steps, round(steps)):
-        raise ValueError(
+        raise ConfigError(
             f"scale.global_batch_size={global_batch_size} is not a whole multiple of data.batch_size x devices x "
             f"nodes = {batch_size} x {devices} x {num_nodes} = {per_step}. Choose a global batch that is.")
     return round(steps)

@@ -17,17 +17,18 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
-from roadmap.ablation import check_combination
-from roadmap.budget import Budget, check_rules, fit_recipe
+from roadmap.budget import Budget, fit_recipe
 from roadmap.complexity import complexity
 from roadmap.config import build_model
 from roadmap.data import count_classes
 from roadmap.ema import EMA
+from roadmap.errors import ConfigError
 from roadmap.module import RoadmapModule
 from roadmap.preemption import INTERRUPTED, Requeue, submitit_signal
-from roadmap.recipe import accumulation, build_mixup, check_recipe, ema_decay, scaled_lr
+from roadmap.recipe import accumulation, ema_decay, scaled_lr
 from roadmap.results.records import atomic_write_text
 from roadmap.system import device_name, git_commit, peak_memory_mb, reset_peak_memory
+from roadmap.validation import check_config
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,8 @@ def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callback
     """The Lightning Trainer of `cfg.trainer`, refusing the one DDP set-up that breaks under Hydra."""
     args = {k: v for k, v in cfg.trainer.items() if k not in OWN_TRAINER_KEYS}
     if args["accelerator"] in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ValueError(f"trainer.accelerator={args['accelerator']}, but torch sees no GPU here "
-                         "(torch.cuda.is_available() is False): run on a GPU machine, or use trainer=cpu.")
+        raise ConfigError(f"trainer.accelerator={args['accelerator']}, but torch sees no GPU here "
+                          "(torch.cuda.is_available() is False): run on a GPU machine, or use trainer=cpu.")
     trainer = L.Trainer(
         **args, max_epochs=cfg.scale.epochs, logger=loggers,
         # Validation costs a pass over the validation set: every n epochs, or only after the last (null).
@@ -192,7 +193,7 @@ def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callback
         use_distributed_sampler=False,  # the data module shards itself, without counting padding twice
     )
     if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
-        raise ValueError(
+        raise ConfigError(
             f"trainer.strategy={cfg.trainer.get('strategy')} with {trainer.num_devices} devices would start each "
             "extra process by re-running this command, which under Hydra makes new output folders and, in a "
             "multirun, re-runs the whole sweep. Use trainer=ddp (spawned processes) on one machine, or trainer=slurm"
@@ -203,19 +204,12 @@ def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callback
 def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train the config's model and write ``out_dir/result.json``; returns the record."""
     started = time.time()
+    check_config(cfg)  # every value that can be checked without data, before any is read (roadmap/validation.py)
     reset_peak_memory()
     run: dict[str, Any] = {}  # for the record; filled in as the run is set up
     recorder = Recorder(cfg, out_dir, started, run)  # it keeps the config as composed, before anything is fitted
-    # Everything that can be checked without data is checked first.
-    check_combination(list(cfg.deltas))
-    check_recipe(cfg.recipe)
-    check_rules(cfg.scale.budget)
-    if cfg.resume is not None and not Path(cfg.resume).is_file():
-        raise FileNotFoundError(f"resume={cfg.resume} is not a checkpoint file; pass <run dir>/checkpoints/last.ckpt.")
     if cfg.data.get("num_classes") is None:
         cfg.data.num_classes = count_classes(cfg.data.root)
-    build_model(cfg)  # a bad model argument fails here; the network is built again once the recipe is fitted
-    build_mixup(cfg.recipe.augment, cfg.data.num_classes, cfg.data.batch_size)  # an odd batch fails here, not later
     loggers = make_loggers(cfg, out_dir)
     trainer = make_trainer(cfg, out_dir, loggers, [recorder, *callbacks])
     if cfg.trainer.accelerator == "cpu" and torch.cuda.is_available():
@@ -229,7 +223,8 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     # The recipe fitted to this run's length; the data's augmentations, the network (stochastic depth, layer
     # scale), the module and the record read the fitted values, and the record keeps what changed.
     budget = Budget.of(cfg.recipe, cfg.scale.epochs, steps_per_epoch)
-    cfg.recipe, changes = fit_recipe(cfg.recipe, budget, cfg.scale.budget)
+    fitted, changes = fit_recipe(cfg.recipe, budget, cfg.scale.budget)
+    cfg.recipe.merge_with(fitted)  # in place: the recipe keeps its schema's types
     datamodule.fit_augment(OmegaConf.to_container(cfg.data.augment, resolve=True))  # data.augment: ${recipe.augment}
     datamodule.setup("fit")
     L.seed_everything(cfg.seed, workers=True)
@@ -237,7 +232,7 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     # Counted now, on the plain network: not once it is compiled, channels-last or wrapped for DDP.
     at_input = complexity(model, cfg.data.input_size, cfg.data.in_chans)
     lr = scaled_lr(cfg.recipe, global_batch, cfg.scale.lr_scaling)
-    run.update(params=at_input.params, gflops=at_input.gflops,
+    run.update(data_source=datamodule.source, params=at_input.params, gflops=at_input.gflops,
                gflops_224=complexity(model, 224, cfg.data.in_chans).gflops,
                global_batch_size=global_batch, batch_size=cfg.data.batch_size, devices=devices, num_nodes=nodes,
                accumulate_grad_batches=trainer.accumulate_grad_batches, lr=lr, optimizer_steps=budget.steps,

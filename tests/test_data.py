@@ -28,6 +28,7 @@ from roadmap.data import (
     fashion_mnist,
 )
 from roadmap.data.sampling import BatchKey
+from roadmap.errors import DataError
 
 DEBIAN = Path(DEBIAN_FASHION_MNIST)
 needs_debian = pytest.mark.skipif(
@@ -125,21 +126,27 @@ def test_root_with_the_four_gz_files(tmp_path, monkeypatch):
     dm = fashion(tmp_path / "cache", root=str(root), train_subset=None, val_subset=None)
     dm.setup()
     assert (len(dm.train_set), len(dm.val_set)) == (60000, 10000)
-    unpacked = dm.locate(False) / "FashionMNIST" / "raw"
+    assert dm.source == f"data.root={root}"
+    unpacked = dm.locate(False)[0] / "FashionMNIST" / "raw"
     assert unpacked.is_relative_to(tmp_path / "cache")
     with gzip.open(DEBIAN / "t10k-labels-idx1-ubyte.gz") as f:
         assert (unpacked / "t10k-labels-idx1-ubyte").read_bytes() == f.read()
     # torchvision's own layout, uncompressed, is read in place.
     layout = tmp_path / "tv"
     shutil.copytree(unpacked.parent.parent, layout, symlinks=True)
-    assert fashion(tmp_path / "cache2", root=str(layout)).locate(False) == layout
+    raw = layout / "FashionMNIST" / "raw"
+    assert fashion(tmp_path / "cache2", root=str(layout)).locate(False) == (layout, f"data.root={raw}")
+
+
+@needs_debian
+def test_without_a_root_the_debian_copy_is_read(cache):
+    assert fashion(cache).locate(False)[1] == f"Debian's copy in {DEBIAN}"
 
 
 def test_missing_fashion_mnist_names_the_three_ways(tmp_path, monkeypatch):
     monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_MNIST", str(tmp_path / "no_debian"))
-    (tmp_path / "empty").mkdir()
-    dm = fashion(tmp_path / "cache", root=str(tmp_path / "empty"))
-    with pytest.raises(FileNotFoundError) as error:
+    dm = fashion(tmp_path / "cache")
+    with pytest.raises(DataError) as error:
         dm.setup()
     message = str(error.value)
     for way in ("data.root=", "apt-get install dataset-fashion-mnist", "make install", "data.download=true"):
@@ -289,9 +296,9 @@ def test_folder_data_skips_corrupt_images_with_a_warning(tmp_path):
 
 def test_folder_data_missing_split_or_different_classes(tmp_path):
     make_folder(tmp_path / "a", splits=("train",))
-    with pytest.raises(FileNotFoundError, match=str(tmp_path / "a" / "val")):
+    with pytest.raises(DataError, match=str(tmp_path / "a" / "val")):
         FolderData(root=str(tmp_path / "a"), **common(num_classes=2, batch_size=2)).setup()
-    with pytest.raises(FileNotFoundError, match=str(tmp_path / "b" / "train")):
+    with pytest.raises(DataError, match=str(tmp_path / "b" / "train")):
         count_classes(tmp_path / "b")
     make_folder(tmp_path / "c", splits=("train",))
     make_folder(tmp_path / "c", splits=("val",), classes=("cat", "cow"))
@@ -320,7 +327,7 @@ def test_batch_larger_than_the_training_set():
 
 def test_missing_cifar_names_root_and_download(tmp_path):
     dm = CIFARData(name="cifar10", root=str(tmp_path), download=False, **common())
-    with pytest.raises(FileNotFoundError, match="data.root=.*data.download=true"):
+    with pytest.raises(DataError, match="data.root=.*data.download=true"):
         dm.setup()
 
 

@@ -34,6 +34,7 @@ def test_every_step_fits_one_batch(step, tmp_path):
     assert (record["ema_top1"] is not None) == (step in ("layer_norm", "separate_downsampling"))
     on_disk = json.loads((tmp_path / "result.json").read_text())
     assert on_disk["params"] == record["params"] > 0 and on_disk["gflops_224"] > on_disk["gflops"] > 0
+    assert on_disk["data_source"] == "generated from seed 0"
     for key in ("train_images_per_second", "peak_memory_mb", "wall_seconds", "git_commit", "config", "deltas"):
         assert on_disk[key] is not None, key
 
@@ -187,11 +188,13 @@ def test_a_record_keeps_the_recipe_as_composed_and_what_the_budget_changed(tmp_p
 
 
 def test_a_failing_job_loses_no_other_record(tmp_path):
-    result = run_cli("model.kernel_size=3,4", *TINY, f"hydra.sweep.dir={tmp_path}", "-m", cwd=tmp_path)
+    # A global batch of 12 passes the sweep's check (it needs the device count) and fails in its job.
+    tiny = [o for o in TINY if not o.startswith("scale.global_batch_size=")]
+    result = run_cli("scale.global_batch_size=8,12", *tiny, f"hydra.sweep.dir={tmp_path}", "-m", cwd=tmp_path)
     assert result.returncode != 0
     assert "1 job(s) failed" in result.stderr
     records = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.rglob("result.json")}
     statuses = sorted(r["status"] for r in records.values())
     assert statuses == ["completed", "failed"]
     failed = next(r for r in records.values() if r["status"] == "failed")
-    assert "kernel_size=4" in failed["error"]
+    assert "scale.global_batch_size=12" in failed["error"]

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from roadmap.data.datasets import ArrayImages, EvalBatches, TrainBatches, targets_of
 from roadmap.data.sampling import EpochBatches, ValidationBatches, balanced_subset
 from roadmap.data.transforms import BatchFinish, image_transform
+from roadmap.errors import ConfigError, need
 
 log = logging.getLogger(__name__)
 Stats = tuple[float, ...]
@@ -38,6 +39,8 @@ class ImageData(lightning.LightningDataModule):
 
     rgb_mean: Stats = IMAGENET_DEFAULT_MEAN
     rgb_std: Stats = IMAGENET_DEFAULT_STD
+    source: str | None = None  # where the data was read from, for the run's record; set by `load_splits()`
+    in_chans_choices: tuple[int, ...] | None = (1, 3)  # what `data.in_chans` may be (None: any positive count)
 
     def __init__(
         self,
@@ -69,15 +72,22 @@ class ImageData(lightning.LightningDataModule):
         self.train_set: TrainBatches | None = None
         self.val_set: EvalBatches | None = None
 
+    @classmethod
+    def check(cls, config: Mapping[str, Any]) -> None:
+        """What can be checked of a `data` config without reading the data (roadmap/validation.py calls it right
+        after composition); each data set adds where its files must be."""
+        need(config["num_classes"] is not None, "data.num_classes", None, "given: only an ImageFolder counts its own")
+        choices, in_chans = cls.in_chans_choices, config["in_chans"]
+        need(in_chans in choices if choices else in_chans > 0, "data.in_chans", in_chans,
+             f"one of {list(choices)}" if choices else "a positive number of channels")
+
     def load_splits(self) -> tuple[Dataset, Dataset]:
-        """The raw (untransformed) training and validation datasets."""
+        """The raw (untransformed) training and validation datasets; sets `source`."""
         raise NotImplementedError
 
     @cached_property
     def finish(self) -> Callable[[torch.Tensor, bool], torch.Tensor]:
         """What each batch of uint8 images becomes, once transformed image by image (`finish(x, train)`)."""
-        if self.in_chans not in (1, 3):
-            raise ValueError(f"data.in_chans={self.in_chans}: image datasets give 1 (grayscale) or 3 (RGB)")
         return BatchFinish(*self.stats(self.in_chans), erasing=float(self.augment["random_erasing"]))
 
     def stats(self, channels: int) -> tuple[Stats, Stats]:
@@ -96,11 +106,12 @@ class ImageData(lightning.LightningDataModule):
         train_raw, val_raw = self.load_splits()
         classes = getattr(train_raw, "classes", None)
         if classes is not None and self.num_classes is not None and len(classes) != self.num_classes:
-            raise ValueError(f"data.num_classes={self.num_classes}, but the dataset has {len(classes)} classes")
+            raise ConfigError(f"data.num_classes={self.num_classes}, but the data set has {len(classes)} classes; set "
+                              f"data.num_classes={len(classes)}.")
         train_idx = balanced_subset(targets_of(train_raw), self.train_subset)
         val_idx = balanced_subset(targets_of(val_raw), self.val_subset)
         if len(train_idx) < self.batch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"data.batch_size={self.batch_size} is larger than the training set ({len(train_idx)} images, "
                 f"data.train_subset={self.train_subset}); training drops incomplete batches, so lower "
                 "data.batch_size or use more images")

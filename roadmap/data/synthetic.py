@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from roadmap.data.module import ImageData
+from roadmap.errors import need
 
 
 class SyntheticImages(Dataset):
@@ -35,12 +36,19 @@ class SyntheticImages(Dataset):
 class SyntheticData(ImageData):
     """Random tensors, already normalised, without augmentation: tests and timing runs need no data set."""
 
+    in_chans_choices = None  # any number of channels
+
     def __init__(self, *, train_size: int, val_size: int, **common: Any) -> None:
         super().__init__(**common)
-        if self.num_classes is None:
-            raise ValueError("data.num_classes must be set for synthetic data")
         self.train_size = train_size
         self.val_size = val_size
+
+    @classmethod
+    def check(cls, config: Mapping[str, Any]) -> None:
+        """Both sets need at least one image."""
+        super().check(config)
+        for key in ("train_size", "val_size"):
+            need(config[key] > 0, f"data.{key}", config[key], "a positive number of images")
 
     def transform(self, train: bool, channels: int) -> Callable | None:
         return None
@@ -50,6 +58,7 @@ class SyntheticData(ImageData):
         return _as_made  # a function, not a lambda: DDP's spawned processes get the dataset pickled
 
     def load_splits(self) -> tuple[Dataset, Dataset]:
+        self.source = f"generated from seed {self.seed}"
         shape = (self.in_chans, self.input_size, self.input_size)
         return (
             SyntheticImages(self.train_size, shape, self.num_classes, self.seed, split=0),
