@@ -49,7 +49,7 @@ flops: install ## print and write experiments/complexity/<regime>.{csv,md} for b
 
 roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), then tabulate and draw into EXPERIMENT (default experiments/fashion_mnist_proxy); resumable
 	@sweep=$(SWEEPS)/roadmap; status=0; \
-	$(PY) run.py +step=$(STEPS) seed=$(SEEDS) hydra.sweep.dir=$$sweep $(JOB_DIR) -m || status=$$?; \
+	$(PY) run.py +step=$(STEPS) seed=$(SEEDS) study=roadmap hydra.sweep.dir=$$sweep $(JOB_DIR) -m || status=$$?; \
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(EXPERIMENT)/records --out $(EXPERIMENT) && \
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT) && exit $$status
 
@@ -64,16 +64,18 @@ leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear p
 	@sweep=$(SWEEPS)/leave_one_out; status=0; \
 	$(PY) run.py -m +ablation=leave_one_out seed=$(SEEDS) hydra.sweep.dir=$$sweep/leave_one_out $(JOB_DIR) \
 		|| status=$$?; \
-	$(PY) run.py -m +step=$(REFERENCE) +delta=pointwise_linear seed=$(SEEDS) hydra.sweep.dir=$$sweep/pointwise \
-		$(JOB_DIR) || status=$$?; \
+	$(PY) run.py -m +step=$(REFERENCE) +delta=pointwise_linear seed=$(SEEDS) study=leave_one_out \
+		hydra.sweep.dir=$$sweep/pointwise $(JOB_DIR) || status=$$?; \
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(ABLATION)/records --reference $(REFERENCE) && \
 	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE) && exit $$status
 
 calibration: install ## the proxy calibration study: both ends of the roadmap x 3 seeds under every candidate in conf/calibration/ (ResNet-50 alone at input_28), into CALIBRATION; resumable
 	@sweep=$(SWEEPS)/proxy_calibration; status=0; \
-	$(PY) run.py -m +calibration=$(CANDIDATES) +step=baseline,$(REFERENCE) seed=$(SEEDS) hydra.sweep.dir=$$sweep \
+	$(PY) run.py -m +calibration=$(CANDIDATES) +step=baseline,$(REFERENCE) seed=$(SEEDS) study=calibration \
+		hydra.sweep.dir=$$sweep \
 		hydra.sweep.subdir='$${calibration}/$${name}-seed$${seed}' || status=$$?; \
-	$(PY) run.py -m +calibration=$(RESNET_ONLY) +step=baseline seed=$(SEEDS) hydra.sweep.dir=$$sweep \
+	$(PY) run.py -m +calibration=$(RESNET_ONLY) +step=baseline seed=$(SEEDS) study=calibration \
+		hydra.sweep.dir=$$sweep \
 		hydra.sweep.subdir='$${calibration}/$${name}-seed$${seed}' || status=$$?; \
 	$(PY) scripts/calibrate.py --runs $$sweep --experiment $(CALIBRATION) && exit $$status
 

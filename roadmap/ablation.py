@@ -29,12 +29,15 @@ def _in_order(deltas: Iterable[str]) -> list[str]:
     return sorted(deltas, key=lambda d: (roadmap_order(d), d))
 
 
-def run_name(deltas: Iterable[str]) -> str:
-    """The name of the network a list of deltas builds, relative to the roadmap step nearest to it.
+def run_name(deltas: Iterable[str], model: str | None = None) -> str:
+    """The name of the network a list of deltas builds, relative to the roadmap step nearest to it; for a named
+    model (`model=convnext_s`), that model's name with the deltas added to it.
 
     The nearest step has the fewest deltas to add or leave out (ties: fewer left out, then the later step).
     """
     applied = set(deltas)
+    if model is not None:
+        return model + "".join(f"+{d}" for d in _in_order(applied))
 
     def distance(step: str) -> tuple[int, int, int]:
         steps = set(chain(step))
@@ -90,9 +93,9 @@ def sweep(variants: Iterable[Sequence[str]]) -> str:
 
 
 def register_resolvers() -> None:
-    """``${run_name:${deltas}}`` and ``${leave_one_out:}`` for conf/train.yaml and conf/ablation/."""
+    """``${run_name:${deltas},${model_name}}`` and ``${leave_one_out:}`` for conf/train.yaml and conf/ablation/."""
     if not OmegaConf.has_resolver("run_name"):
-        OmegaConf.register_new_resolver("run_name", lambda deltas: run_name(list(deltas)))
+        OmegaConf.register_new_resolver("run_name", lambda deltas, model=None: run_name(list(deltas), model))
     if not OmegaConf.has_resolver("leave_one_out"):
         OmegaConf.register_new_resolver(
             "leave_one_out", lambda final=FINAL_STEP: sweep(leave_one_out(final).values()))

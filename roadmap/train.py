@@ -23,6 +23,7 @@ from roadmap.config import build_model
 from roadmap.data import count_classes
 from roadmap.ema import EMA
 from roadmap.errors import ConfigError
+from roadmap.labels import labels, wandb_group
 from roadmap.module import RoadmapModule
 from roadmap.preemption import INTERRUPTED, Requeue, submitit_signal
 from roadmap.recipe import accumulation, ema_decay, scaled_lr
@@ -34,9 +35,11 @@ log = logging.getLogger(__name__)
 
 
 def composed_config(cfg: DictConfig) -> dict[str, Any]:
-    """The run's config as composed, resolved, without `resume` (which says how it ran, not what it is)."""
+    """The run's config as composed, resolved, without `resume` (which says how it ran, not what it is) and `study`
+    (which says where it belongs: the record keeps it beside the config, and a run is the same in any study)."""
     composed = OmegaConf.to_container(cfg, resolve=True)
     composed.pop("resume", None)
+    composed.pop("study", None)
     return composed
 
 
@@ -77,10 +80,14 @@ def make_loggers(cfg: DictConfig, out_dir: Path) -> list[Logger]:
     if cfg.logger.wandb.enabled:
         loggers.append(WandbLogger(
             project=cfg.logger.wandb.project, entity=cfg.logger.wandb.entity, mode=cfg.logger.wandb.mode,
-            group=cfg.name, name=f"{cfg.name}-seed{cfg.seed}", job_type=cfg.regime.name, save_dir=str(out_dir),
-            config=OmegaConf.to_container(cfg, resolve=True), reinit="finish_previous"))
+            group=wandb_group(cfg), name=f"{cfg.name}-seed{cfg.seed}", job_type=cfg.study, save_dir=str(out_dir),
+            config={**OmegaConf.to_container(cfg, resolve=True), **labels(cfg)}, reinit="finish_previous"))
     return loggers
 
+
+# A run's figures and labels in its wandb summary (roadmap/dashboard.py reads them).
+SUMMARY = ("top1", "top5", "ema_top1", "params", "gflops", "gflops_224", "train_images_per_second", "peak_memory_mb",
+           "wall_seconds", "deltas", "roadmap_index", "stage", "paper_top1", "study_key")
 
 # Trainer options that are ours, not lightning.Trainer arguments (conf/trainer/*.yaml).
 OWN_TRAINER_KEYS = ("channels_last", "compile")
@@ -170,9 +177,13 @@ class Recorder(Callback):
             "wall_seconds": time.time() - self.started,
             **self.run,
             "git_commit": git_commit(),
+            **labels(cfg),
             "config": self.composed,  # as composed; what the budget changed is under recipe_changes
         }
         atomic_write_text(self.out_dir / "result.json", json.dumps(record, indent=2) + "\n")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):  # the figures a dashboard compares runs by, one value per run
+                logger.experiment.summary.update({key: record[key] for key in SUMMARY})
 
 
 def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callbacks: Sequence[Callback]) -> L.Trainer:

@@ -43,6 +43,7 @@ from roadmap.ablation import check_combination
 from roadmap.budget import check_rules
 from roadmap.config import scaled_widths
 from roadmap.errors import ConfigError, need
+from roadmap.labels import check_study
 from roadmap.network import check_arguments, stage_sizes
 from roadmap.recipe import check_mixup_batch, check_recipe, lr_rule
 
@@ -65,6 +66,7 @@ def check_config(cfg: DictConfig) -> None:
         key, declared = undeclared
         raise ConfigError(f"{key} is not a key of the config{_did_you_mean(key, declared)}; roadmap/schema.py lists "
                           "the keys.")
+    check_study(cfg.study)
     need(0 <= cfg.seed < 2**32, "seed", cfg.seed, "an int in [0, 2^32)")
     if cfg.resume is not None and not Path(cfg.resume).is_file():
         raise ConfigError(f"resume={cfg.resume} is not a checkpoint file; pass <run dir>/checkpoints/last.ckpt.")

@@ -1,7 +1,13 @@
 """Helpers shared by the tests."""
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import nn
+from wandb.proto.wandb_internal_pb2 import Record
 
 from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
 
@@ -32,3 +38,46 @@ def same_logits(reference: nn.Module, ours: nn.Module, size: int, atol: float = 
         diff = (reference.eval()(x) - ours.eval()(x)).abs().max().item()
     assert diff <= atol, f"max abs logit difference {diff}"
     return diff
+
+
+def _wandb_records(path: Path) -> Iterator[Record]:
+    """The records of an offline run's `.wandb` file: a 7-byte header (":W&B", magic, version), then LevelDB's log
+    format, records split across 32 KiB blocks in chunks of (checksum, length, type: 1 whole, 2-4 first/middle/last)."""
+    data, block, head = path.read_bytes(), 32768, 7
+    assert data[:4] == b":W&B", f"{path} is not a wandb run file"
+    pos, pending = head, b""
+    while pos + head <= len(data):
+        if block - pos % block < head:  # a block's tail too short for a chunk header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        pending += data[pos + head:pos + head + length]
+        pos += head + length
+        if kind in (1, 4):
+            record = Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
+def read_offline_run(run_dir: Path) -> dict[str, Any]:
+    """What an offline wandb run logged, read back from its folder: group, name, job type, config, summary and the
+    keys of its history (what a dashboard panel can plot)."""
+    (path,) = run_dir.glob("offline-run-*/run-*.wandb")
+
+    def items(updates: Any) -> dict[str, Any]:
+        return {"/".join(u.nested_key) or u.key: json.loads(u.value_json) for u in updates}
+
+    run: dict[str, Any] = {"config": {}, "summary": {}, "history": set()}
+    for record in _wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run.update(group=record.run.run_group, name=record.run.display_name, job_type=record.run.job_type)
+            run["config"].update(items(record.run.config.update))
+        elif kind == "config":
+            run["config"].update(items(record.config.update))
+        elif kind == "summary":
+            run["summary"].update(items(record.summary.update))
+        elif kind == "history":
+            run["history"] |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+    return run

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import read_offline_run
 from lightning.pytorch.callbacks import Callback
 
 from roadmap.config import compose, step_overrides
 from roadmap.module import NonFiniteLossError
-from roadmap.steps import STEPS
+from roadmap.results.records import RecordWarning, load_records
+from roadmap.steps import STEPS, chain
 from roadmap.train import same_config, skip_or_continue, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,15 +98,33 @@ def test_global_batch_must_be_a_multiple_of_the_device_batch(tmp_path):
         train(tiny_cfg("scale.global_batch_size=12"), tmp_path)
 
 
-def test_wandb_offline_run_is_grouped_by_step(tmp_path):
-    from wandb.proto.wandb_internal_pb2 import RunRecord
+def test_a_wandb_run_carries_its_study_place_and_figures(tmp_path):
+    cfg = tiny_cfg("+step=gelu", "study=roadmap", "logger.wandb.enabled=true", "+trainer.limit_train_batches=2",
+                   "trainer.log_every_n_steps=1")
+    record = train(cfg, tmp_path)
+    run = read_offline_run(tmp_path / "wandb")
+    assert run["group"] == "roadmap:synthetic:proxy:resnet50:gelu" == record["wandb_group"]
+    assert (run["name"], run["job_type"]) == ("gelu-seed0", "roadmap")
+    gelu = STEPS["gelu"]
+    expected = {"roadmap_index": 12, "stage": "micro design", "paper_top1": gelu.paper["resnet50"].top1,
+                "study_key": "roadmap:synthetic:proxy:resnet50"}
+    for key, value in expected.items():
+        assert run["summary"][key] == run["config"][key] == record[key] == value, key
+    assert run["summary"]["deltas"] == record["deltas"] == list(run["config"]["deltas"]) == chain("gelu")
+    for key in ("top1", "params", "gflops", "train_images_per_second", "peak_memory_mb"):
+        assert run["summary"][key] == pytest.approx(record[key]), key
+    assert {"train/loss", "train/epoch_loss", "val/top1", "val/loss"} <= run["history"]
 
-    train(tiny_cfg("+step=gelu", "logger.wandb.enabled=true", "+trainer.limit_train_batches=2"), tmp_path)
-    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(runs) == 1
-    data = runs[0].read_bytes()
-    assert RunRecord(run_group="gelu").SerializeToString() in data
-    assert RunRecord(display_name="gelu-seed0").SerializeToString() in data
+
+def test_a_named_model_is_named_after_itself_and_kept_out_of_the_roadmap(tmp_path):
+    record = train(tiny_cfg("model=convnext_t", "+trainer.limit_train_batches=1"), tmp_path / "runs" / "convnext_t")
+    assert (record["name"], record["step"], record["model_name"]) == ("convnext_t", None, "convnext_t")
+    assert record["wandb_group"] == "free:synthetic:proxy:resnet50:convnext_t"
+    assert record["recipe_changes"]["stochastic_depth"]["recipe"] == 0.1  # Table 5's rate for T, fitted
+    assert record["config"]["recipe"]["name"] == "modern"
+    with pytest.warns(RecordWarning, match="convnext_t is a named model, not a roadmap step"):
+        assert load_records(tmp_path / "runs") == []
+    assert [r["name"] for r in load_records(tmp_path / "runs", roadmap_only=False)] == ["convnext_t"]
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

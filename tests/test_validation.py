@@ -85,6 +85,7 @@ BAD_INPUTS = {
     "download not a bool": (["data.download=maybe"], ["data.download", "'maybe'"]),
     "wandb switch not a bool": (["logger.wandb.enabled=sometimes"], ["logger.wandb.enabled"]),
     "deterministic not a bool": (["trainer.deterministic=perhaps"], ["trainer.deterministic"]),
+    "unknown study": (["study=roadmp"], ["study='roadmp'", "roadmap, leave_one_out, calibration, free"]),
     "mixup not a number": (["recipe.augment.mixup=lots"], ["recipe.augment.mixup", "Float"]),
     "unknown key": (["sed=1"], ["sed"]),
     "added key misspelt": (["+scale.epoch=3"], ["scale.epoch ", "did you mean epochs"]),
@@ -189,6 +190,8 @@ def test_every_roadmap_step_passes(regime):
 def test_every_study_config_passes():
     for deltas in leave_one_out().values():
         check_config(compose([f"+delta=[{','.join(deltas)}]"]))
+    for model in sorted(path.stem for path in (CONF / "model").glob("convnext_*.yaml")):
+        check_config(compose([f"model={model}"]))
     # Each candidate changes the scale only; ConvNeXt is the stricter endpoint (its input must be 32 px or more).
     for candidate in sorted(path.stem for path in (CONF / "calibration").glob("*.yaml")):
         cfg = compose([f"+calibration={candidate}", f"+step={FINAL_STEP}"])

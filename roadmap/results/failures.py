@@ -14,6 +14,7 @@ from roadmap.results.records import atomic_write_text
 def write_failure(out_dir: Path, cfg: DictConfig, error: BaseException) -> None:
     """The record of a job that failed, so that a multirun's other jobs go on and the error stays on disk."""
     record = {"status": "failed", "name": cfg.name, "step": cfg.step, "deltas": list(cfg.deltas), "seed": cfg.seed,
+              "study": cfg.get("study"),
               "error": f"{type(error).__name__}: {error}",
               "traceback": "".join(traceback.format_exception(error))}
     atomic_write_text(out_dir / "result.json", json.dumps(record, indent=2) + "\n")

@@ -31,7 +31,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 RECORDS = "records"  # an experiment folder keeps its runs' records here, as <name>-seed<seed>.json
 RECORD_NAME = re.compile(r"result\.json|[\w+-]+-seed\d+\.json")  # a run's own record, or a collected one
-REQUIRED = ("step", "seed", "deltas", "regime", "scale", "data", "input_size", "top1", "top5", "params", "gflops",
+REQUIRED = ("seed", "deltas", "regime", "scale", "data", "input_size", "top1", "top5", "params", "gflops",
             "gflops_224", "train_images_per_second", "peak_memory_mb", "device")
 
 
@@ -56,7 +56,11 @@ def _read_record(path: Path) -> dict:
     missing = [key for key in REQUIRED if record.get(key) is None]
     if missing:
         raise ValueError(f"partial record, missing {', '.join(missing)}")
-    if record["step"] not in STEPS:
+    if "step" not in record:
+        raise ValueError("partial record, missing step")
+    if record["step"] is None and record.get("model_name") is None:
+        raise ValueError("no step and no model_name: neither a roadmap step nor a named model")
+    if record["step"] is not None and record["step"] not in STEPS:
         raise ValueError(f"unknown step {record['step']!r}")
     record.setdefault("name", run_name(record["deltas"]))  # records written before runs had names
     return record
@@ -75,8 +79,9 @@ def _records(runs_dir: Path, roadmap_only: bool) -> dict[tuple[str, int], tuple[
         try:
             record = _read_record(path)
             if roadmap_only and record["name"] not in STEPS:
-                # e.g. `+step=gelu +delta=[layer_norm]`: an ablation, which would corrupt the step's statistics
-                raise ValueError(f"{record['name']} is an ablation, not a roadmap step")
+                # e.g. `+step=gelu +delta=[layer_norm]` or `model=convnext_s`: it would corrupt a step's statistics
+                kind = "a named model" if record.get("model_name") else "an ablation"
+                raise ValueError(f"{record['name']} is {kind}, not a roadmap step")
             if roadmap_only and record["status"] == "failed":
                 raise ValueError(f"status 'failed': {record['error']}")
         except (OSError, ValueError) as error:
