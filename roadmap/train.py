@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from roadmap.budget import Budget, fit_recipe
 from roadmap.complexity import complexity
@@ -212,66 +213,89 @@ def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callback
     return trainer
 
 
-def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
-    """Train the config's model and write ``out_dir/result.json``; returns the record."""
-    started = time.time()
-    check_config(cfg)  # every value that can be checked without data, before any is read (roadmap/validation.py)
-    reset_peak_memory()
-    run: dict[str, Any] = {}  # for the record; filled in as the run is set up
-    recorder = Recorder(cfg, out_dir, started, run)  # it keeps the config as composed, before anything is fitted
-    if cfg.data.get("num_classes") is None:
-        cfg.data.num_classes = count_classes(cfg.data.root)
-    loggers = make_loggers(cfg, out_dir)
-    trainer = make_trainer(cfg, out_dir, loggers, [recorder, *callbacks])
-    if cfg.trainer.accelerator == "cpu" and torch.cuda.is_available():
-        log.warning("training on the CPU although a GPU is present: pass trainer=gpu (or trainer=ddp) to use it")
-    # The global batch drives the lr: per-device batch x devices x nodes x gradient accumulation.
+def fit_to_run(cfg: DictConfig, trainer: L.Trainer) -> tuple[L.LightningDataModule, int, Budget, dict[str, Any]]:
+    """The data module, ready to train, the global batch, the run's budget and what fitting the recipe to the
+    budget changed.
+
+    The global batch drives the lr and the gradient accumulation (per-device batch x devices x nodes x
+    accumulation); the budget fits the recipe to the run's optimizer steps (roadmap/budget.py), in place, so that
+    the data's augmentations, the network (stochastic depth, layer scale), the module and the record all read the
+    fitted values."""
     devices, nodes = trainer.num_devices, trainer.num_nodes
     global_batch = cfg.scale.global_batch_size or cfg.data.batch_size * devices * nodes
     trainer.accumulate_grad_batches = accumulation(global_batch, cfg.data.batch_size, devices, nodes)
     datamodule = instantiate(cfg.data)
     steps_per_epoch = max(1, datamodule.train_batches(devices * nodes) // trainer.accumulate_grad_batches)
-    # The recipe fitted to this run's length; the data's augmentations, the network (stochastic depth, layer
-    # scale), the module and the record read the fitted values, and the record keeps what changed.
     budget = Budget.of(cfg.recipe, cfg.scale.epochs, steps_per_epoch)
     fitted, changes = fit_recipe(cfg.recipe, budget, cfg.scale.budget)
     cfg.recipe.merge_with(fitted)  # in place: the recipe keeps its schema's types
     datamodule.fit_augment(OmegaConf.to_container(cfg.data.augment, resolve=True))  # data.augment: ${recipe.augment}
     datamodule.setup("fit")
-    L.seed_everything(cfg.seed, workers=True)
-    model = build_model(cfg)
-    # Counted now, on the plain network: not once it is compiled, channels-last or wrapped for DDP.
+    return datamodule, global_batch, budget, changes
+
+
+def describe(cfg: DictConfig, model: nn.Module, datamodule: L.LightningDataModule, trainer: L.Trainer,
+             global_batch: int, lr: float, budget: Budget, changes: dict[str, Any]) -> dict[str, Any]:
+    """What the record and the loggers say of the run beyond its config. The complexity is counted on the plain
+    network: not once it is compiled, channels-last or wrapped for DDP."""
     at_input = complexity(model, cfg.data.input_size, cfg.data.in_chans)
-    lr = scaled_lr(cfg.recipe, global_batch, cfg.scale.lr_scaling)
-    run.update(data_source=datamodule.source, params=at_input.params, gflops=at_input.gflops,
-               gflops_224=complexity(model, 224, cfg.data.in_chans).gflops,
-               global_batch_size=global_batch, batch_size=cfg.data.batch_size, devices=devices, num_nodes=nodes,
-               accumulate_grad_batches=trainer.accumulate_grad_batches, lr=lr, optimizer_steps=budget.steps,
-               recipe_changes=changes)
-    for logger in loggers:
-        logger.log_hyperparams({**run, "recipe": OmegaConf.to_container(cfg.recipe)})
-    module = RoadmapModule(model, cfg.recipe, num_classes=cfg.data.num_classes, lr=lr,
-                           batch_size=cfg.data.batch_size, steps_per_epoch=steps_per_epoch,
-                           channels_last=cfg.trainer.channels_last)
+    return dict(data_source=datamodule.source, params=at_input.params, gflops=at_input.gflops,
+                gflops_224=complexity(model, 224, cfg.data.in_chans).gflops, global_batch_size=global_batch,
+                batch_size=cfg.data.batch_size, devices=trainer.num_devices, num_nodes=trainer.num_nodes,
+                accumulate_grad_batches=trainer.accumulate_grad_batches, lr=lr, optimizer_steps=budget.steps,
+                recipe_changes=changes)
+
+
+def add_run_callbacks(trainer: L.Trainer, cfg: DictConfig, model: nn.Module, out_dir: Path) -> None:
+    """The EMA of the weights, a callback so that DDP leaves it alone (roadmap/ema.py); inside a submitit job, the
+    checkpoint-and-requeue on its time-limit signal (roadmap/preemption.py), after the EMA's update."""
     decay = ema_decay(model, cfg.recipe)
-    if decay is not None:  # a callback, so that DDP leaves it alone (roadmap/ema.py)
+    if decay is not None:
         trainer.callbacks.append(EMA(decay, cfg.data.num_classes))
     signum = submitit_signal()
-    if signum is not None:  # inside a submitit job: checkpoint and requeue on its time-limit signal, after EMA's update
+    if signum is not None:
         trainer.callbacks.append(Requeue(signum, out_dir / "checkpoints"))
-    if cfg.trainer.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if cfg.trainer.compile:
-        model.compile()  # in place: the state dict, and so the checkpoints, keep their keys
+
+
+def fit(trainer: L.Trainer, module: RoadmapModule, datamodule: L.LightningDataModule, resume: str | None) -> None:
+    """Lightning's fit, with one wandb run per job even when the job fails."""
     try:
         with warnings.catch_warnings():
             # A run resumed within an epoch skips the batches it trained on in the sampler (data.ImageData), which
             # Lightning cannot see, so its warning that the loader cannot resume does not apply.
             warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     finally:
         if wandb.run is not None:
-            wandb.run.finish()  # one wandb run per job, even when the job fails
+            wandb.run.finish()
+
+
+def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train the config's model and write ``out_dir/result.json``; returns the record."""
+    check_config(cfg)  # every value that can be checked without data, before any is read (roadmap/validation.py)
+    reset_peak_memory()
+    run: dict[str, Any] = {}  # for the record, filled in below; the recorder keeps the config as composed
+    recorder = Recorder(cfg, out_dir, time.time(), run)
+    if cfg.data.get("num_classes") is None:
+        cfg.data.num_classes = count_classes(cfg.data.root)
+    loggers = make_loggers(cfg, out_dir)
+    trainer = make_trainer(cfg, out_dir, loggers, [recorder, *callbacks])
+    datamodule, global_batch, budget, changes = fit_to_run(cfg, trainer)
+    L.seed_everything(cfg.seed, workers=True)
+    model = build_model(cfg)
+    lr = scaled_lr(cfg.recipe, global_batch, cfg.scale.lr_scaling)
+    run.update(describe(cfg, model, datamodule, trainer, global_batch, lr, budget, changes))
+    for logger in loggers:
+        logger.log_hyperparams({**run, "recipe": OmegaConf.to_container(cfg.recipe)})
+    module = RoadmapModule(model, cfg.recipe, num_classes=cfg.data.num_classes, lr=lr,
+                           batch_size=cfg.data.batch_size, steps_per_epoch=budget.steps_per_epoch,
+                           channels_last=cfg.trainer.channels_last)
+    add_run_callbacks(trainer, cfg, model, out_dir)
+    if cfg.trainer.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.trainer.compile:
+        model.compile()  # in place: the state dict, and so the checkpoints, keep their keys
+    fit(trainer, module, datamodule, cfg.resume)
     if trainer.interrupted or not (out_dir / "result.json").is_file():
         raise RuntimeError(f"training stopped before its end; continue it with resume={out_dir}/checkpoints/last.ckpt")
     record = json.loads((out_dir / "result.json").read_text())
