@@ -328,7 +328,7 @@ class RoadmapNet(nn.Module):
                 stem_layers["norm"] = make_norm(norm, widths[0], "first")
         self.stem = nn.Sequential(OrderedDict(stem_layers))
 
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # also when built on "meta"
         stages, chs = [], widths[0]
         for i, (depth, width) in enumerate(zip(depths, widths, strict=True)):
             downsample: nn.Module = nn.Identity()  # under `stride` the first block strides; stage 1 follows the stem

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning
+import torch
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.global_hydra import GlobalHydra
@@ -44,8 +45,9 @@ from roadmap.budget import check_rules
 from roadmap.config import scaled_widths
 from roadmap.errors import ConfigError, need
 from roadmap.labels import check_study
-from roadmap.network import check_arguments, stage_sizes
+from roadmap.network import RoadmapNet, check_arguments, stage_sizes
 from roadmap.recipe import check_mixup_batch, check_recipe, lr_rule
+from roadmap.weights import fitted_state, read_state
 
 log = logging.getLogger(__name__)
 NETWORK = "roadmap.network.RoadmapNet"  # what every conf/model/ file builds
@@ -151,6 +153,13 @@ def _check_model(cfg: DictConfig) -> None:
         args = check_arguments(**args)
     except ValueError as error:
         raise ConfigError(f"model: {error}") from None
+    if args["weights"] is not None:  # the weights' names and shapes against the network's, built without memory
+        with torch.device("meta"):
+            net = RoadmapNet(**{**args, "weights": None})
+        try:
+            fitted_state(net, read_state(args["weights"]), f"model.weights={args['weights']}")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     sizes = partial(stage_sizes, stem=args["stem"], patch_size=args["patch_size"], depths=args["depths"],
                     downsampling=args["downsampling"])
     if sizes(cfg.data.input_size)[-1] < 1:

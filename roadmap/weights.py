@@ -110,10 +110,12 @@ def _listed(keys: list[str]) -> str:
     return ", ".join(keys[:SHOWN]) + more
 
 
-def load_state(net: nn.Module, state: State, source: str = "state dict") -> None:
-    """Load `state` into `net` by name (see the module docstring). Anything that does not fit raises a ValueError
-    listing the missing and unexpected keys and the wrong shapes, except a classifier for another number of classes,
-    which keeps its initial weights (fine-tuning on another data set), with a warning."""
+def fitted_state(net: nn.Module, state: State, source: str = "state dict") -> dict[str, torch.Tensor]:
+    """`state` renamed and reshaped to `net`'s keys (see the module docstring), checked against `net`'s shapes only,
+    so that `net` may live on the meta device (roadmap/validation.py checks a run's weights before any data is
+    read). Anything that does not fit raises a ValueError listing the missing and unexpected keys and the wrong
+    shapes, except a classifier for another number of classes, which is left out (fine-tuning on another data set),
+    with a warning."""
     renamed, target = roadmap_names(state), net.state_dict()
     fitted = {key: _fit(value, target[key].shape) for key, value in renamed.items() if key in target}
     wrong = [f"{key} {tuple(renamed[key].shape)} for {tuple(target[key].shape)}"
@@ -130,4 +132,10 @@ def load_state(net: nn.Module, state: State, source: str = "state dict") -> None
             ("wrong shape, weights' for the network's", wrong)) if keys]
         raise ValueError(f"{source}: the weights do not fit the network (the matching model=, at scale=paper?):\n  "
                          + "\n  ".join(problems))
-    net.load_state_dict(fitted, strict=False)  # strict up to the classifier: every other key was checked above
+    return fitted
+
+
+def load_state(net: nn.Module, state: State, source: str = "state dict") -> None:
+    """Load `state` into `net` by name; what does not fit raises a ValueError, as `fitted_state` says."""
+    # strict up to the classifier: every other key was checked
+    net.load_state_dict(fitted_state(net, state, source), strict=False)
