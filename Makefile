@@ -21,10 +21,10 @@ JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
 RESNET_ONLY = input_28
 CANDIDATES = $(shell ls conf/calibration | sed 's/\.yaml$$//' | grep -vx '$(RESNET_ONLY)' | paste -sd, -)
 
-.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync bench gpu-check
+.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync wandb-dashboard bench gpu-check
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv, install the project (editable) with its test extras, and Fashion-MNIST
 
@@ -83,6 +83,9 @@ calibration: install ## the proxy calibration study: both ends of the roadmap x 
 wandb-sync: install ## upload the offline wandb runs under multirun/ and outputs/ (run `.venv/bin/wandb login` first)
 	@runs=$$(find multirun outputs -type d -name 'offline-run-*' 2>/dev/null); \
 	if [ -z "$$runs" ]; then echo "no offline wandb runs under multirun/ or outputs/"; else $(VENV)/bin/wandb sync $$runs; fi
+
+wandb-dashboard: install ## save the wandb dashboard, a report of one study, after wandb-sync; DASHBOARD_ARGS="--help"
+	$(PY) scripts/dashboard.py $(DASHBOARD_ARGS)
 
 bench: install ## training img/s and peak memory, ours vs timm; BENCH_ARGS="--help", or "loader --help" for the data loader
 	$(PY) scripts/bench.py $(BENCH_ARGS)
