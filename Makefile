@@ -21,10 +21,10 @@ JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
 RESNET_ONLY = input_28
 CANDIDATES = $(shell ls conf/calibration | sed 's/\.yaml$$//' | grep -vx '$(RESNET_ONLY)' | paste -sd, -)
 
-.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync bench gpu-check
+.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync wandb-dashboard bench gpu-check
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv, install the project (editable) with its test extras, and Fashion-MNIST
 
@@ -47,11 +47,11 @@ lint: install ## ruff only
 flops: install ## print and write experiments/complexity/<regime>.{csv,md} for both regimes
 	$(PY) scripts/complexity.py
 
-roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), then tabulate and draw into EXPERIMENT (default experiments/fashion_mnist_proxy); resumable
+roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), then tabulate and draw into EXPERIMENT (default experiments/fashion_mnist_proxy) and log the figures as the study's wandb summary run; resumable
 	@sweep=$(SWEEPS)/roadmap; status=0; \
 	$(PY) run.py +step=$(STEPS) seed=$(SEEDS) study=roadmap hydra.sweep.dir=$$sweep $(JOB_DIR) -m || status=$$?; \
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(EXPERIMENT)/records --out $(EXPERIMENT) && \
-	$(PY) scripts/figure.py --experiment $(EXPERIMENT) && exit $$status
+	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --wandb roadmap --wandb-dir $$sweep && exit $$status
 
 figure: install ## rebuild the committed tables and figures (EXPERIMENT's, ABLATION's and CALIBRATION's) from their records (no training)
 	$(PY) scripts/aggregate.py --runs $(EXPERIMENT)/records --out $(EXPERIMENT)
@@ -60,14 +60,15 @@ figure: install ## rebuild the committed tables and figures (EXPERIMENT's, ABLAT
 	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE)
 	$(PY) scripts/calibrate.py --experiment $(CALIBRATION)
 
-leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (proxy), into ABLATION; resumable
+leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (proxy), into ABLATION and its wandb summary run; resumable
 	@sweep=$(SWEEPS)/leave_one_out; status=0; \
 	$(PY) run.py -m +ablation=leave_one_out seed=$(SEEDS) hydra.sweep.dir=$$sweep/leave_one_out $(JOB_DIR) \
 		|| status=$$?; \
 	$(PY) run.py -m +step=$(REFERENCE) +delta=pointwise_linear seed=$(SEEDS) study=leave_one_out \
 		hydra.sweep.dir=$$sweep/pointwise $(JOB_DIR) || status=$$?; \
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(ABLATION)/records --reference $(REFERENCE) && \
-	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE) && exit $$status
+	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE) --wandb leave_one_out \
+		--wandb-dir $$sweep && exit $$status
 
 calibration: install ## the proxy calibration study: both ends of the roadmap x 3 seeds under every candidate in conf/calibration/ (ResNet-50 alone at input_28), into CALIBRATION; resumable
 	@sweep=$(SWEEPS)/proxy_calibration; status=0; \
@@ -82,6 +83,9 @@ calibration: install ## the proxy calibration study: both ends of the roadmap x 
 wandb-sync: install ## upload the offline wandb runs under multirun/ and outputs/ (run `.venv/bin/wandb login` first)
 	@runs=$$(find multirun outputs -type d -name 'offline-run-*' 2>/dev/null); \
 	if [ -z "$$runs" ]; then echo "no offline wandb runs under multirun/ or outputs/"; else $(VENV)/bin/wandb sync $$runs; fi
+
+wandb-dashboard: install ## save the wandb dashboard, a report of one study, after wandb-sync; DASHBOARD_ARGS="--help"
+	$(PY) scripts/dashboard.py $(DASHBOARD_ARGS)
 
 bench: install ## training img/s and peak memory, ours vs timm; BENCH_ARGS="--help", or "loader --help" for the data loader
 	$(PY) scripts/bench.py $(BENCH_ARGS)

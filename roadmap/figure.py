@@ -16,6 +16,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Annotation, Text
 from matplotlib.ticker import MaxNLocator
 
+from roadmap.labels import STUDIES
 from roadmap.results.records import RECORDS, load_records
 from roadmap.results.stats import aggregate, compare_folder
 from roadmap.steps import ROADMAP, STEPS
@@ -347,19 +348,39 @@ def calibration_figure(rows: list[dict], out_base: Path) -> None:
     _save(fig, out_base)
 
 
+ROADMAP_FIGURES = ("roadmap", "accuracy_vs_gflops", "accuracy_vs_throughput")  # an experiment's files, <name>.png
+ABLATION_FIGURE = "ablation"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Draw the roadmap figure and the cost plots of an experiment.")
     parser.add_argument("--experiment", type=Path, required=True,
                         help=f"an experiment folder: reads its {RECORDS}/*.json, writes the figures beside them")
     parser.add_argument("--reference", metavar="NAME",
                         help="an ablation study: draw each variant's change from the run named NAME (ablation.png)")
+    parser.add_argument("--wandb", metavar="STUDY", choices=STUDIES,
+                        help="then log the figures and the table to wandb as the summary run of STUDY (the study of "
+                        "records that do not name theirs), with conf/logger's settings (offline by default)")
+    parser.add_argument("--wandb-dir", type=Path, default=Path("outputs/summary"),
+                        help="where the offline summary run is written, for `make wandb-sync` (default: %(default)s)")
     args = parser.parse_args(argv)
+    folder = args.experiment / RECORDS
     if args.reference:
-        ablation_figure(compare_folder(args.experiment / RECORDS, args.reference), args.experiment / "ablation")
-        return
-    rows = aggregate(load_records(args.experiment / RECORDS))
-    if not rows:
-        raise SystemExit(f"no completed records in {args.experiment / RECORDS}")
-    roadmap_figure(rows, args.experiment / "roadmap")
-    accuracy_vs_gflops(rows, args.experiment / "accuracy_vs_gflops")
-    accuracy_vs_throughput(rows, args.experiment / "accuracy_vs_throughput")
+        rows = compare_folder(folder, args.reference)
+        ablation_figure(rows, args.experiment / ABLATION_FIGURE)
+        names: tuple[str, ...] = (ABLATION_FIGURE,)
+    else:
+        rows = aggregate(load_records(folder))
+        if not rows:
+            raise SystemExit(f"no completed records in {folder}")
+        for name, draw in zip(ROADMAP_FIGURES, (roadmap_figure, accuracy_vs_gflops, accuracy_vs_throughput),
+                              strict=True):
+            draw(rows, args.experiment / name)
+        names = ROADMAP_FIGURES
+    if args.wandb:
+        from roadmap.summary_run import log_summary_run  # wandb only for those who ask
+
+        run = log_summary_run(load_records(folder, roadmap_only=not args.reference), args.wandb, rows,
+                              {name: args.experiment / f"{name}.png" for name in names}, args.wandb_dir)
+        if run:
+            print(f"summary run: {run}")

@@ -11,6 +11,14 @@ from wandb.proto.wandb_internal_pb2 import Record
 
 from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
 
+# A tiny training budget: synthetic data, small images, one or two short epochs, no wandb unless asked.
+TINY = ("data=synthetic", "scale.input_size=32", "scale.batch_size=8", "scale.global_batch_size=8",
+        "scale.epochs=1", "logger.wandb.enabled=false")
+
+
+def tiny_cfg(*overrides: str):
+    return compose([*TINY, *overrides])
+
 
 def step_model(step: str, regime: str = "resnet50", *extra: str) -> nn.Module:
     """The step's network at the paper's setting (full widths, 1000 classes)."""

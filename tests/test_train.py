@@ -7,24 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import read_offline_run
+from helpers import TINY, read_offline_run, tiny_cfg
 from lightning.pytorch.callbacks import Callback
 
-from roadmap.config import compose, step_overrides
+from roadmap.config import step_overrides
 from roadmap.module import NonFiniteLossError
 from roadmap.results.records import RecordWarning, load_records
 from roadmap.steps import STEPS, chain
 from roadmap.train import same_config, skip_or_continue, train
 
 ROOT = Path(__file__).resolve().parent.parent
-# A tiny budget: synthetic data, small images, one or two short epochs, no wandb unless asked.
-TINY = ("data=synthetic", "scale.input_size=32", "scale.batch_size=8", "scale.global_batch_size=8",
-        "scale.epochs=1", "logger.wandb.enabled=false")
-
-
-def tiny_cfg(*overrides: str):
-    return compose([*TINY, *overrides])
-
 
 @pytest.mark.parametrize("step", list(STEPS))
 def test_every_step_fits_one_batch(step, tmp_path):
