@@ -50,33 +50,26 @@ def evaluate_checkpoint(checkpoint: Path, overrides: tuple[str, ...], ema: bool 
     return 100 * correct / seen, seen
 
 
-def test_ddp_on_two_cpu_processes_writes_one_record_over_the_whole_validation_set(tmp_path):
-    run_cli(*TINY, *CPU_DDP, "seed=3", f"hydra.sweep.dir={tmp_path}", "-m", cwd=tmp_path)
+def test_ddp_on_two_cpu_processes_writes_one_record_and_keeps_one_ema(tmp_path):
+    """ConvNeXt-T under DDP: one job, one record, metrics over the whole validation set, the lr of the global batch,
+    and the recipe's EMA kept out of the reduced module: the record's EMA top-1 is the saved EMA's."""
+    run_cli(*TINY, *CPU_DDP, "+step=separate_downsampling", "scale.epochs=2", "seed=3", f"hydra.sweep.dir={tmp_path}",
+            "-m", cwd=tmp_path)
     records = list(tmp_path.rglob("result.json"))
     assert len(records) == 1, records  # one job, one record: no re-launched script, no extra output folder
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["0-baseline-seed3"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["0-separate_downsampling-seed3"]
     record = json.loads(records[0].read_text())
     assert record["status"] == "completed" and record["devices"] == 2
     assert record["val_images"] == VAL_SIZE
     assert record["global_batch_size"] == 16 and record["accumulate_grad_batches"] == 1
-    assert record["lr"] == pytest.approx(0.1 * (16 / 256) ** 0.5)  # the sqrt rule on the global batch
-    top1, seen = evaluate_checkpoint(records[0].parent / "checkpoints/last.ckpt", (*TINY, "seed=3"))  # its data
-    assert seen == VAL_SIZE
-    assert record["top1"] == pytest.approx(top1, abs=1e-4)
-
-
-def test_ddp_keeps_one_ema_out_of_the_reduced_module(tmp_path):
-    """ConvNeXt-T's recipe keeps an EMA: under DDP it trains, and the record's EMA top-1 is the saved EMA's."""
-    run_cli(*TINY, *CPU_DDP, "+step=separate_downsampling", "scale.epochs=2", "seed=1", f"hydra.sweep.dir={tmp_path}",
-            "-m", cwd=tmp_path)
-    [path] = tmp_path.rglob("result.json")
-    record = json.loads(path.read_text())
-    assert record["status"] == "completed" and record["val_images"] == VAL_SIZE and record["devices"] == 2
-    checkpoint = path.parent / "checkpoints/last.ckpt"
+    assert record["lr"] == pytest.approx(4e-3 * (16 / 4096) ** 0.5)  # the sqrt rule on the global batch
+    checkpoint = records[0].parent / "checkpoints/last.ckpt"
     assert torch.load(checkpoint, weights_only=True)["callbacks"]["EMA"]["updates"] == 8  # 2 epochs x 64 / 16
-    top1, seen = evaluate_checkpoint(checkpoint, (*TINY, "+step=separate_downsampling", "seed=1"), ema=True)
-    assert seen == VAL_SIZE
-    assert record["ema_top1"] == pytest.approx(top1, abs=1e-4)
+    overrides = (*TINY, "+step=separate_downsampling", "seed=3")  # its data and network, in one process
+    for key, ema in (("top1", False), ("ema_top1", True)):
+        top1, seen = evaluate_checkpoint(checkpoint, overrides, ema=ema)
+        assert seen == VAL_SIZE
+        assert record[key] == pytest.approx(top1, abs=1e-4), key
 
 
 def test_the_ema_follows_optimizer_steps_not_batches(tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ from roadmap.train import same_config, skip_or_continue, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
 @pytest.mark.parametrize("step", list(STEPS))
 def test_every_step_fits_one_batch(step, tmp_path):
     cfg = tiny_cfg(*step_overrides(step), "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1")
@@ -34,9 +35,10 @@ def test_every_step_fits_one_batch(step, tmp_path):
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
-    a = train(tiny_cfg("+step=separate_downsampling", "seed=3"), tmp_path / "a")
-    b = train(tiny_cfg("+step=separate_downsampling", "seed=3"), tmp_path / "b")
-    c = train(tiny_cfg("+step=separate_downsampling", "seed=4"), tmp_path / "c")
+    short = ("+step=separate_downsampling", "+trainer.limit_train_batches=8")
+    a = train(tiny_cfg(*short, "seed=3"), tmp_path / "a")
+    b = train(tiny_cfg(*short, "seed=3"), tmp_path / "b")
+    c = train(tiny_cfg(*short, "seed=4"), tmp_path / "c")
     assert (a["train_loss"], a["top1"], a["top5"]) == (b["train_loss"], b["top1"], b["top5"])
     assert a["train_loss"] != c["train_loss"]
 
@@ -53,16 +55,24 @@ class Interrupt(Callback):
     ("data=synthetic",),
     # real images through timm's RandAugment, Random Erasing and Mixup, with a loader worker
     ("data=fashion_mnist", "data.train_subset=64", "data.val_subset=40", "data.num_workers=1")])
-def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
+def test_an_interrupted_run_continues_to_the_uninterrupted_record(data, tmp_path):
+    """As a study run again continues its interrupted jobs: in the same folder, from the last checkpoint; then the
+    completed job is skipped, and another config's job is refused that folder."""
     overrides = ("+step=separate_downsampling", "scale.epochs=2", *data)
     whole = train(tiny_cfg(*overrides), tmp_path / "whole")
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         train(tiny_cfg(*overrides), tmp_path / "cut", callbacks=[Interrupt()])
     assert not (tmp_path / "cut" / "result.json").exists()
-    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
-    resumed = train(tiny_cfg(*overrides, f"resume={last}"), tmp_path / "resumed")
+    again = tiny_cfg(*overrides)
+    assert not skip_or_continue(again, tmp_path / "cut")
+    assert again.resume == str(tmp_path / "cut" / "checkpoints" / "last.ckpt")
+    resumed = train(again, tmp_path / "cut")
     for key in ("train_loss", "top1", "top5", "ema_top1"):
         assert resumed[key] == whole[key], key
+    assert resumed["config"] == whole["config"]  # the record says what ran, not how it was resumed
+    assert skip_or_continue(tiny_cfg(*overrides), tmp_path / "cut")  # completed now: skipped
+    with pytest.raises(ValueError, match="completed record of another config"):
+        skip_or_continue(tiny_cfg(*overrides, "seed=5"), tmp_path / "cut")
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
@@ -140,23 +150,6 @@ def test_three_seed_multirun_writes_three_records_and_a_rerun_skips_them(tmp_pat
     assert again.returncode == 0, again.stderr[-3000:]
     assert (again.stdout + again.stderr).count("is already completed") == 3
     assert [p.stat().st_mtime_ns for p in paths] == written  # nothing trained, nothing rewritten
-
-
-def test_a_study_run_again_continues_an_interrupted_job_and_refuses_a_stranger(tmp_path):
-    overrides = ("+step=separate_downsampling", "scale.epochs=2")
-    whole = train(tiny_cfg(*overrides), tmp_path / "whole")
-    with pytest.raises((KeyboardInterrupt, SystemExit)):
-        train(tiny_cfg(*overrides), tmp_path / "cut", callbacks=[Interrupt()])
-    again = tiny_cfg(*overrides)
-    assert not skip_or_continue(again, tmp_path / "cut")
-    assert again.resume == str(tmp_path / "cut" / "checkpoints" / "last.ckpt")
-    resumed = train(again, tmp_path / "cut")
-    for key in ("train_loss", "top1", "top5", "ema_top1"):
-        assert resumed[key] == whole[key], key
-    assert resumed["config"] == whole["config"]  # the record says what ran, not how it was resumed
-    assert skip_or_continue(tiny_cfg(*overrides), tmp_path / "cut")  # completed now: skipped
-    with pytest.raises(ValueError, match="completed record of another config"):
-        skip_or_continue(tiny_cfg(*overrides, "seed=5"), tmp_path / "cut")
 
 
 def test_a_record_from_before_a_new_null_knob_is_still_this_config():
