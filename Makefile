@@ -21,7 +21,7 @@ JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
 RESNET_ONLY = input_28
 CANDIDATES = $(shell ls conf/calibration | sed 's/\.yaml$$//' | grep -vx '$(RESNET_ONLY)' | paste -sd, -)
 
-.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync wandb-dashboard bench gpu-check
+.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -89,6 +89,17 @@ wandb-dashboard: install ## save the wandb dashboard, a report of one study, aft
 
 bench: install ## training img/s and peak memory, ours vs timm; BENCH_ARGS="--help", or "loader --help" for the data loader
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+# A GPU machine without network whose Python has PyTorch, Lightning and timm (a cluster's compute node, a lent
+# machine) lacks only these, all pure Python: built here as wheels of this venv's versions, with Fashion-MNIST.
+BUNDLE ?= .whl
+BUNDLE_PACKAGES = hydra-core omegaconf antlr4-python3-runtime fvcore iopath yacs termcolor submitit hydra-submitit-launcher
+gpu-bundle: install ## wheels and Fashion-MNIST for `make gpu-check` on a machine without network, into BUNDLE (default .whl)
+	$(PY) -m pip freeze | grep -i -E '^($(shell echo $(BUNDLE_PACKAGES) | tr ' ' '|'))==' > $(BUNDLE).txt
+	$(PY) -m pip wheel --quiet --no-deps -w $(BUNDLE) -r $(BUNDLE).txt && rm $(BUNDLE).txt
+	mkdir -p $(BUNDLE)/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz $(BUNDLE)/fashion-mnist/
+	@echo "there: pip install --no-index --no-deps --target /tmp/site $(BUNDLE)/*.whl; export PYTHONPATH=/tmp/site:.;" \
+		"python3 scripts/gpu_check.py data.root=$(BUNDLE)/fashion-mnist"
 
 gpu-check: install ## the GPU path end to end on one GPU (~8 min): step timing ours vs timm, a proxy job, a paper-scale job; writes experiments/gpu/<device>.md. GPU_CHECK_ARGS=--quick: reduced, on the CPU
 	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -10,7 +11,6 @@ from typing import Any
 
 import lightning as L
 import torch
-import wandb
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
@@ -266,7 +266,9 @@ def fit(trainer: L.Trainer, module: RoadmapModule, datamodule: L.LightningDataMo
             warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     finally:
-        if wandb.run is not None:
+        # wandb is imported by the WandbLogger only: a run without it trains where wandb is not installed
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and wandb.run is not None:
             wandb.run.finish()
 
 
