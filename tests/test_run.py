@@ -39,24 +39,3 @@ def test_unknown_step_fails_listing_the_valid_steps(tmp_path):
     assert result.returncode != 0
     assert "step/nonexistent" in result.stderr
     assert "inverted_bottleneck" in result.stderr and "separate_downsampling" in result.stderr
-
-
-def test_unknown_data_fails_listing_the_data_sets(tmp_path):
-    result = run("data=mnist", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "data/mnist" in result.stderr and "fashion_mnist" in result.stderr and "imagenet" in result.stderr
-
-
-def test_invalid_argument_fails_naming_it_before_reading_data(tmp_path):
-    # The data root does not exist either: the model's argument must be the error reported.
-    result = run("+step=kernel_7", "model.kernel_size=6", f"data.root={tmp_path}/none", "data.download=false",
-                 cwd=tmp_path)
-    assert result.returncode != 0
-    assert "kernel_size=6 is invalid" in result.stderr
-    assert not (tmp_path / "result.json").exists()
-
-
-def test_invalid_recipe_value_fails_naming_it(tmp_path):
-    result = run("recipe.optimizer.name=adam", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "recipe.optimizer.name='adam' is invalid" in result.stderr

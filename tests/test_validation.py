@@ -115,12 +115,16 @@ BAD_INPUTS = {
                                  ["recipe.augment.randaugment='rand-x9'", "Unknown RandAugment config section"]),
     "RandAugment section timm ignores": (["recipe.augment.randaugment=rand-m9-mstdx"], ["timm would ignore mstdx"]),
     "EMA decay above 1": (["recipe.ema.decay=1.5"], ["recipe.ema.decay=1.5"]),
+    "unknown optimizer": (["recipe.optimizer.name=adam"], ["recipe.optimizer.name='adam' is invalid"]),
     "crop range upside down": (["recipe.augment.train_crop_scale=[0.5,0.1]"], ["recipe.augment.train_crop_scale"]),
     "unknown interpolation": (["recipe.augment.interpolation=cubic"], ["recipe.augment.interpolation='cubic'"]),
     "odd batch under Mixup": (["+step=modern_recipe", "scale.batch_size=63"], ["data.batch_size=63", "even"]),
     # Deltas and the network.
     "conflicting deltas": (["+delta=[kernel_5,kernel_7]"], ["kernel_5 and kernel_7 conflict"]),
     "even kernel": (["+step=gelu", "model.kernel_size=4"], ["kernel_size=4", "odd"]),
+    "even kernel, named before a missing root": (["+step=kernel_7", "model.kernel_size=6",
+                                                   "data.root={broken}/none", "data.download=false"],
+                                                  ["kernel_size=6 is invalid"]),
     "unknown network argument": (["+model.kernel=3"], ["'kernel'", "kernel_size"]),
     # Trainer.
     "no nodes": (["trainer.num_nodes=0"], ["trainer.num_nodes=0"]),
@@ -135,6 +139,7 @@ BAD_INPUTS = {
     "classes left out": (["data=synthetic", "data.num_classes=null"], ["data.num_classes=None", "ImageFolder"]),
     "empty synthetic set": (["data=synthetic", "data.train_size=0"], ["data.train_size=0"]),
     "ImageFolder without a root": (["data=imagenet"], ["data.root", "???"]),
+    "unknown data set": (["data=mnist"], ["data/mnist", "fashion_mnist", "imagenet"]),
     "unknown CIFAR": (["data=cifar100", "data.name=cifar1000", "data.download=true"], ["data.name='cifar1000'"]),
     # Data sources: a root that was given must hold the data set.
     "root that does not exist": (["data.root=/no/such/folder"], ["data.root=/no/such/folder does not exist"]),
