@@ -86,7 +86,9 @@ def test_shipped_calibration_table_is_rebuilt_from_its_records():
     rows = summarize(calibration.load(experiment / "records"))
     assert calibration.to_markdown(rows) == (experiment / "table.md").read_text()
     shipped = {(r["candidate"], r["network"]) for r in rows}
-    # every shipped candidate ran both ends; the study is resumable, so candidates join as they are run
+    # every shipped candidate ran both ends, but for the Makefile's RESNET_ONLY (at 28 px ConvNeXt-T's last stage
+    # sees no pixel); the study is resumable, so candidates join as they are run
     assert "proxy" in {c for c, _ in shipped} and {c for c, _ in shipped} <= set(CANDIDATES)
-    assert {(c, n) for c, _ in shipped for n in ENDPOINTS} == shipped
+    resnet_only = {"input_28"}
+    assert {(c, n) for c, _ in shipped for n in ENDPOINTS if c not in resnet_only or n == "baseline"} == shipped
     assert all(r["seeds"] == 3 and r["val_images"] == 10000 for r in rows)

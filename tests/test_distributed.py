@@ -83,15 +83,6 @@ def test_the_ema_follows_optimizer_steps_not_batches(tmp_path, monkeypatch):
     assert calls == [1, 2, 3, 4]  # once after each optimizer step of both epochs, not after each of 16 batches
 
 
-def test_submitit_local_multirun_writes_one_record_per_seed(tmp_path):
-    run_cli(*TINY, "+step=patchify_stem", "seed=0,1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-            f"hydra.sweep.dir={tmp_path}", "-m", cwd=tmp_path)
-    records = sorted(tmp_path.rglob("result.json"))
-    assert [p.parent.name for p in records] == ["0-patchify_stem-seed0", "1-patchify_stem-seed1"]
-    assert [json.loads(p.read_text())["seed"] for p in records] == [0, 1]
-    assert all(json.loads(p.read_text())["status"] == "completed" for p in records)
-
-
 def test_global_batch_sets_accumulation_and_lr(tmp_path):
     cfg = compose([*TINY, "scale.global_batch_size=32", "+trainer.limit_train_batches=4",
                    "+trainer.limit_val_batches=1"])
