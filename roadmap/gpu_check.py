@@ -127,32 +127,41 @@ def job_lines(title: str, overrides: tuple[str, ...], out_dir: Path, accelerator
 
 
 def run(plan: Plan, out: Path, work: Path) -> tuple[Path, list[str]]:
-    """Every section in turn; the report is written, whatever failed, to `out/<device>.md`."""
+    """Every section in turn, the compiled timing last (its compilation is the slowest part). The report,
+    `out/<device>.md`, is rewritten after each section, so a check stopped at a time limit keeps what it measured."""
     started = time.perf_counter()
     device = plan.steps.device
     accelerator = "gpu" if torch.device(device).type == "cuda" else "cpu"
+    slug = re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
+    path = out / f"{slug}.md"
     lines = ["# GPU check", "", f"`make gpu-check`, {time.strftime('%Y-%m-%d')}", "", *environment(device), ""]
-    for compiled in plan.compiled:
+    problems: list[str] = []
+
+    def report(section: list[str]) -> None:
+        lines.extend(section)
+        print("\n".join(section), flush=True)
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
+    def timing(compiled: bool) -> list[str]:
         settings = replace(plan.steps, compile=compiled)
         section = time.perf_counter()
         rows = benchmark(default_specs(drop_path=0.1), settings)
-        lines += [f"## Training step, {'torch.compile' if compiled else 'eager'}", "",
-                  f"Batch {settings.batch_size}, {settings.image_size} px, bf16 autocast, channels-last, AdamW; "
-                  f"median of {settings.rounds} interleaved rounds of {settings.steps} steps "
-                  f"({time.perf_counter() - section:.0f} s)", "", rows_to_markdown(rows), "", pointwise_ratio(rows), ""]
-        print("\n".join(lines[-6:]), flush=True)
-    problems: list[str] = []
+        return [f"## Training step, {'torch.compile' if compiled else 'eager'}", "",
+                f"Batch {settings.batch_size}, {settings.image_size} px, bf16 autocast, channels-last, AdamW; "
+                f"median of {settings.rounds} interleaved rounds of {settings.steps} steps "
+                f"({time.perf_counter() - section:.0f} s)", "", rows_to_markdown(rows), "", pointwise_ratio(rows), ""]
+
+    if False in plan.compiled:
+        report(timing(compiled=False))
     for title, overrides, steps in (("One proxy step, one seed", plan.proxy, None),
                                     (f"Paper-scale ConvNeXt-T, {plan.paper_steps} optimizer steps on synthetic data",
                                      plan.paper, plan.paper_steps)):
         section, found = job_lines(title, overrides, work / title.split(",")[0].replace(" ", "_"), accelerator, steps)
-        lines += section
         problems += found
-        print("\n".join(section), flush=True)
-    lines.append(f"Whole check: {time.perf_counter() - started:.0f} s.")
-    slug = re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
-    path = out / f"{slug}.md"
-    atomic_write_text(path, "\n".join(lines) + "\n")
+        report(section)
+    if True in plan.compiled:
+        report(timing(compiled=True))
+    report([f"Whole check: {time.perf_counter() - started:.0f} s."])
     return path, problems
 
 
