@@ -19,6 +19,11 @@ class NonFiniteLossError(FloatingPointError):
     """Training stopped on a NaN or infinite loss."""
 
 
+# Reading a loss on the host waits for the GPU, which then idles while the next step is queued: the losses are
+# checked every this many batches, at the end of each epoch and before any checkpoint is saved, not every step.
+CHECK_LOSS_EVERY = 50
+
+
 class RoadmapModule(L.LightningModule):
     """Trains `model` with the recipe's optimizer, schedule, Mixup/CutMix and loss (its EMA is a callback,
     roadmap/ema.py).
@@ -43,6 +48,7 @@ class RoadmapModule(L.LightningModule):
         self.val_images = SumMetric()
         self.loss_curve: list[float] = []  # mean training loss of each finished epoch
         self._epoch_losses: list[torch.Tensor] = []
+        self._checked = 0  # how many of `_epoch_losses` are known to be finite
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -56,19 +62,33 @@ class RoadmapModule(L.LightningModule):
         if self.mixup is not None:
             x, y = self.mixup(x, y)
         loss = self.train_loss(self.model(x), y)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"the training loss is {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}. Training "
-                "stopped; the last good checkpoint (checkpoints/last.ckpt in the run folder) is kept. Lower "
-                "recipe.lr.base, set recipe.grad_clip, or check the data for broken inputs.")
         self._epoch_losses.append(loss.detach())
+        if len(self._epoch_losses) - self._checked >= CHECK_LOSS_EVERY:
+            self.check_losses()
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    def check_losses(self) -> None:
+        """Stop on the first NaN or infinite loss of the epoch not checked yet, naming its batch."""
+        if self._checked == len(self._epoch_losses):
+            return
+        unchecked = torch.stack([loss.to(self.device) for loss in self._epoch_losses[self._checked:]])
+        bad = (~torch.isfinite(unchecked)).nonzero()
+        if len(bad):
+            first = int(bad[0])
+            raise NonFiniteLossError(
+                f"the training loss is {unchecked[first].item()} at epoch {self.current_epoch}, batch "
+                f"{self._checked + first}. Training stopped; the last good checkpoint (checkpoints/last.ckpt in the "
+                "run folder) is kept. Lower recipe.lr.base, set recipe.grad_clip, or check the data for broken "
+                "inputs.")
+        self._checked = len(self._epoch_losses)
+
     def on_train_epoch_end(self) -> None:
+        self.check_losses()
         # (losses restored from a checkpoint saved within the epoch are on the CPU)
         epoch_loss = torch.stack([loss.to(self.device) for loss in self._epoch_losses]).mean().item()
         self._epoch_losses.clear()
+        self._checked = 0
         self.loss_curve.append(epoch_loss)
         self.log("train/epoch_loss", epoch_loss, sync_dist=True)  # the mean over processes under DDP
 
@@ -116,6 +136,7 @@ class RoadmapModule(L.LightningModule):
             self.clip_gradients(optimizer, gradient_clip_val=self.recipe["grad_clip"], gradient_clip_algorithm="norm")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_losses()  # weights a non-finite loss has touched are never saved
         # Plain tensors and tuples only, so that torch.load(weights_only=True) can read the checkpoint.
         name, keys, pos, has_gauss, cached = np.random.get_state()
         checkpoint["loss_curve"] = list(self.loss_curve)
@@ -126,6 +147,7 @@ class RoadmapModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.loss_curve = list(checkpoint["loss_curve"])
         self._epoch_losses = [torch.tensor(loss) for loss in checkpoint.get("epoch_losses", [])]
+        self._checked = len(self._epoch_losses)
         states = checkpoint["rng_states"]
         torch.set_rng_state(states["torch"])
         random.setstate(states["python"])

@@ -105,33 +105,34 @@ class Recorder(Callback):
         self.cfg, self.out_dir, self.started, self.run = cfg, out_dir, started, run
         self.composed = composed_config(cfg)  # before train() fills in or fits anything
         self.warmup = warmup
-        self.batches: list[tuple[int, float]] = []  # (images, seconds) per training batch in this process
-        self._start: float | None = None  # the running batch's start, and its images
-        self._images = 0
-        self._end = 0.0
+        self.started_batches = 0  # training batches begun in this process
+        # Two clocks, each [seconds, images]: every training batch, and those after the first `warmup` (cuDNN's
+        # autotuning, compilation and the loader's start fall in the warm-up). A clock runs from the start of a
+        # batch to the end of the epoch's training, so that the GPU is waited for only when a clock starts or
+        # stops, not at every step. A batch's time includes loading the next one and logging.
+        self.clocks = {"all": [0.0, 0], "steady": [0.0, 0]}
+        self._running: dict[str, float] = {}  # clock -> when it started
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, idx: int) -> None:
-        """A batch counts from its own start to the next one's: the step, the logging, and loading the next batch
-        (which the main process does itself when there are no loader workers)."""
-        now = self._now()
-        if self._start is not None:
-            self.batches.append((self._images, now - self._start))
-        self._start, self._images = now, len(batch[0])
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, out: Any, batch: Any,
-                           idx: int) -> None:
-        self._end = self._now()
+        for name, due in (("all", True), ("steady", self.started_batches >= self.warmup)):
+            if due and name not in self._running:
+                self._running[name] = self._now()
+        for name in self._running:
+            self.clocks[name][1] += len(batch[0])
+        self.started_batches += 1
 
     def on_validation_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._close_epoch()  # validation, checkpoints and the epoch's bookkeeping are not training time
+        self._stop_clocks()  # validation, checkpoints and the epoch's bookkeeping are not training time
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._close_epoch()
+        self._stop_clocks()
 
-    def _close_epoch(self) -> None:
-        if self._start is not None:
-            self.batches.append((self._images, self._end - self._start))
-        self._start = None
+    def _stop_clocks(self) -> None:
+        if self._running:
+            now = self._now()
+            for name, started in self._running.items():
+                self.clocks[name][0] += now - started
+            self._running.clear()
 
     @staticmethod
     def _now() -> float:
@@ -142,9 +143,8 @@ class Recorder(Callback):
     @property
     def images_per_second(self) -> float | None:
         """This process's training images per second, leaving out the first `warmup` batches when there are more."""
-        timed = self.batches[self.warmup:] if len(self.batches) > self.warmup else self.batches
-        seconds = sum(s for _, s in timed)
-        return sum(n for n, _ in timed) / seconds if seconds else None
+        seconds, images = self.clocks["steady"] if self.clocks["steady"][0] else self.clocks["all"]
+        return images / seconds if seconds else None
 
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not trainer.is_global_zero:

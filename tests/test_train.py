@@ -14,7 +14,7 @@ from roadmap.config import step_overrides
 from roadmap.module import NonFiniteLossError
 from roadmap.results.records import RecordWarning, load_records
 from roadmap.steps import STEPS, chain
-from roadmap.train import same_config, skip_or_continue, train
+from roadmap.train import Recorder, same_config, skip_or_continue, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,11 +77,15 @@ def test_an_interrupted_run_continues_to_the_uninterrupted_record(data, tmp_path
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     class PoisonSecondEpoch(Callback):
-        def on_train_epoch_start(self, trainer, module):
-            if trainer.current_epoch == 1:
-                monkeypatch.setattr(module.train_loss, "forward", lambda *a: torch.tensor(float("nan")))
+        """From the second epoch's second batch on, the loss is NaN (and its gradients poison the weights)."""
 
-    with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 1.*last.ckpt"):
+        def on_train_batch_start(self, trainer, module, batch, idx):
+            if (trainer.current_epoch, idx) == (1, 1):
+                forward = module.train_loss.forward
+                monkeypatch.setattr(module.train_loss, "forward", lambda *a: forward(*a) * float("nan"))
+
+    # The losses are checked in arrears (no host sync per step), yet the message names the first bad batch.
+    with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 1, batch 1.*last.ckpt"):
         train(tiny_cfg("scale.epochs=2"), tmp_path, callbacks=[PoisonSecondEpoch()])
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["epoch"] == 0 and len(checkpoint["loss_curve"]) == 1
@@ -203,3 +207,26 @@ def test_a_failing_job_loses_no_other_record(tmp_path):
     assert statuses == ["completed", "failed"]
     failed = next(r for r in records.values() if r["status"] == "failed")
     assert "scale.global_batch_size=12" in failed["error"]
+
+
+def test_throughput_is_timed_from_the_first_batch_after_the_warm_up_to_the_end_of_each_epoch(monkeypatch):
+    """Two epochs of four 2-image batches, warm-up 5: the steady clock starts at the sixth batch (the second of
+    epoch 2) and stops when the epoch's training ends, so it counts 3 batches over that span alone; the clock is
+    read only when it starts or stops (each read waits for the GPU), never once per step."""
+    readings = iter(range(100))
+    monkeypatch.setattr(Recorder, "_now", staticmethod(lambda: float(next(readings))))
+    recorder = Recorder(tiny_cfg(), Path("unused"), started=0.0, run={}, warmup=5)
+    batch = (torch.zeros(2, 3, 4, 4), torch.zeros(2))
+    for _ in range(2):
+        for idx in range(4):
+            recorder.on_train_batch_start(None, None, batch, idx)
+        recorder.on_train_epoch_end(None, None)
+    # readings: 0 epoch 1 starts, 1 it ends; 2 epoch 2 starts, 3 the sixth batch starts, 4 epoch 2 ends
+    assert recorder.clocks == {"all": [1.0 + 2.0, 16], "steady": [1.0, 6]}
+    assert recorder.images_per_second == 6.0
+    assert next(readings) == 5
+    short = Recorder(tiny_cfg(), Path("unused"), started=0.0, run={}, warmup=5)
+    for idx in range(2):  # fewer batches than the warm-up: every batch counts
+        short.on_train_batch_start(None, None, batch, idx)
+    short.on_validation_start(None, None)
+    assert short.images_per_second == 4 / (7 - 6)
