@@ -97,6 +97,10 @@ BUNDLE_PACKAGES = hydra-core omegaconf antlr4-python3-runtime fvcore iopath yacs
 gpu-bundle: install ## wheels and Fashion-MNIST for `make gpu-check` on a machine without network, into BUNDLE (default .whl)
 	$(PY) -m pip freeze | grep -i -E '^($(shell echo $(BUNDLE_PACKAGES) | tr ' ' '|'))==' > $(BUNDLE).txt
 	$(PY) -m pip wheel --quiet --no-deps -w $(BUNDLE) -r $(BUNDLE).txt && rm $(BUNDLE).txt
+	@# Pillow is compiled: this venv's version (below 13, see pyproject.toml), built for the GPU image's Python 3.12.
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d $(BUNDLE) \
+		pillow==$$($(PY) -c 'import PIL; print(PIL.__version__)')
 	mkdir -p $(BUNDLE)/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz $(BUNDLE)/fashion-mnist/
 	@echo "there: pip install --no-index --no-deps --target /tmp/site $(BUNDLE)/*.whl; export PYTHONPATH=/tmp/site:.;" \
 		"python3 scripts/gpu_check.py data.root=$(BUNDLE)/fashion-mnist"
