@@ -45,19 +45,23 @@ class Plan:
     paper_steps: int  # optimizer steps of the paper-scale job (one epoch of the synthetic set)
 
 
+def paper_job(steps: int, batch: int, *extra: str) -> tuple[str, ...]:
+    """Paper-scale ConvNeXt-T for one epoch of `steps` optimizer steps on synthetic data, one `batch` per step."""
+    return ("scale=paper", f"+step={CONVNEXT_STEP}", "data=synthetic", "data.num_classes=1000",
+            f"data.train_size={steps * batch}", f"scale.batch_size={batch}", f"scale.global_batch_size={batch}",
+            "scale.epochs=1", *extra)
+
+
 def full_plan(device: str = "cuda", paper_steps: int = 100) -> Plan:
     """The check on one GPU. The paper-scale job takes one 128-image batch per optimizer step (no accumulation
     to 4096: a hundred steps of the paper's global batch alone would outlast the check), loaded by 12 workers."""
     batch = 128
-    paper = ("scale=paper", f"+step={CONVNEXT_STEP}", "data=synthetic", "data.num_classes=1000",
-             f"data.train_size={paper_steps * batch}", "data.val_size=1024", "data.num_workers=12",
-             f"scale.batch_size={batch}", f"scale.global_batch_size={batch}", "scale.epochs=1", "trainer=gpu")
     return Plan(
         steps=Settings(device=device, batch_size=batch, image_size=224, steps=10, warmup=5, rounds=3, amp=True,
                        channels_last=True, compile=False, threads=torch.get_num_threads()),
         compiled=(False, True),
         proxy=(f"+step={CONVNEXT_STEP}", "scale=proxy", "seed=0", "trainer=gpu"),
-        paper=paper,
+        paper=paper_job(paper_steps, batch, "data.val_size=1024", "data.num_workers=12", "trainer=gpu"),
         paper_steps=paper_steps,
     )
 
@@ -65,16 +69,13 @@ def full_plan(device: str = "cuda", paper_steps: int = 100) -> Plan:
 def quick_plan() -> Plan:
     """The same sections on the CPU in about a minute: small shapes, eager only, synthetic data."""
     paper_steps, batch = 2, 4
-    paper = ("scale=paper", f"+step={CONVNEXT_STEP}", "data=synthetic", "data.num_classes=1000",
-             f"data.train_size={paper_steps * batch}", "data.val_size=4", "scale.input_size=64",
-             f"scale.batch_size={batch}", f"scale.global_batch_size={batch}", "scale.epochs=1")
     return Plan(
         steps=Settings(device="cpu", batch_size=2, image_size=32, steps=1, warmup=2, rounds=1, amp=True,
                        channels_last=True, compile=False, threads=torch.get_num_threads()),
         compiled=(False,),
         proxy=(f"+step={CONVNEXT_STEP}", "scale=proxy", "seed=0", "data=synthetic", "data.train_size=256",
                "data.val_size=64"),
-        paper=paper,
+        paper=paper_job(paper_steps, batch, "data.val_size=4", "scale.input_size=64"),
         paper_steps=paper_steps,
     )
 
