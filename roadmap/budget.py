@@ -158,14 +158,20 @@ def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def fit_recipe(recipe: DictConfig | Mapping[str, Any], budget: Budget,
-               rules: Mapping[str, bool]) -> tuple[DictConfig, dict[str, dict[str, Any]]]:
-    """The recipe fitted to the run's budget, and each value that changed: `{key: {"recipe": x, "used": y}}`."""
+def fit_recipe(recipe: DictConfig | Mapping[str, Any], budget: Budget, rules: Mapping[str, bool],
+               eval_resize_ratio: float | None = None) -> tuple[DictConfig, dict[str, dict[str, Any]]]:
+    """The recipe fitted to the run's budget, and each value that changed: `{key: {"recipe": x, "used": y}}`.
+
+    `eval_resize_ratio` (``scale.eval_resize_ratio``), when given, replaces the recipe's before the rules run, so
+    that the regularization rule shrinks the training crops towards the evaluation's framing, not ImageNet's.
+    """
     check_rules(rules)
     # Resolved in place: the recipe interpolates other parts of the config (the regime's stochastic depth).
     original = OmegaConf.to_container(recipe if isinstance(recipe, DictConfig) else OmegaConf.create(recipe),
                                       resolve=True)
     fitted = copy.deepcopy(original)
+    if eval_resize_ratio is not None:
+        fitted["augment"]["eval_resize_ratio"] = eval_resize_ratio
     stretch(fitted, budget)
     for name, rule in RULES.items():
         if rules.get(name, False):

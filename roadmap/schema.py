@@ -46,6 +46,7 @@ class Scale:
     train_subset: int | None = MISSING
     val_subset: int | None = MISSING
     val_every_n_epochs: int | None = MISSING
+    eval_resize_ratio: float | None = MISSING
     budget: dict[str, bool] = MISSING
 
 

@@ -227,7 +227,7 @@ def fit_to_run(cfg: DictConfig, trainer: L.Trainer) -> tuple[L.LightningDataModu
     datamodule = instantiate(cfg.data)
     steps_per_epoch = max(1, datamodule.train_batches(devices * nodes) // trainer.accumulate_grad_batches)
     budget = Budget.of(cfg.recipe, cfg.scale.epochs, steps_per_epoch)
-    fitted, changes = fit_recipe(cfg.recipe, budget, cfg.scale.budget)
+    fitted, changes = fit_recipe(cfg.recipe, budget, cfg.scale.budget, cfg.scale.eval_resize_ratio)
     cfg.recipe.merge_with(fitted)  # in place: the recipe keeps its schema's types
     datamodule.fit_augment(OmegaConf.to_container(cfg.data.augment, resolve=True))  # data.augment: ${recipe.augment}
     datamodule.setup("fit")

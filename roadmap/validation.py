@@ -126,6 +126,9 @@ def _check_scale(cfg: DictConfig) -> None:
     _positive(cfg, "scale.epochs")
     for key in ("global_batch_size", "val_every_n_epochs"):
         _positive(cfg, f"scale.{key}", optional=True)
+    if scale.eval_resize_ratio is not None:
+        need(0 < scale.eval_resize_ratio <= 1, "scale.eval_resize_ratio", scale.eval_resize_ratio,
+             "in (0, 1], or null for the recipe's")
     lr_rule(scale.lr_scaling, cfg.recipe.optimizer.name)
     check_rules(scale.budget)
 
