@@ -99,6 +99,15 @@ def test_regularization_rule_scales_every_regulariser_by_the_passes_over_the_dat
     assert original.augment.randaugment is None and original.augment.mixup == 0 and original.augment.mixup_prob == 0.1
 
 
+def test_a_scales_evaluation_framing_replaces_the_recipes_and_centres_the_training_crops():
+    """scale.eval_resize_ratio=1.0 evaluates the whole image; the regularization rule's crops shrink towards it."""
+    fitted, changes = fit_recipe(ORIGINAL, Budget.of(ORIGINAL, 9, 100), {"regularization": True}, 1.0)
+    assert changes["augment.eval_resize_ratio"] == {"recipe": 0.875, "used": 1.0}
+    assert list(fitted.augment.train_crop_scale) == pytest.approx([1 - 0.1 * (1 - 0.08), 1.0])
+    _, changes = fit_recipe(ORIGINAL, Budget.of(ORIGINAL, 90, 5005), {"regularization": True}, None)
+    assert changes == {}  # null keeps the recipe's
+
+
 @pytest.mark.parametrize(("rules", "message"), [
     ({"warmup": True}, r"scale.budget.warmup is not a budget rule; the rules are schedule, ema, regularization"),
     ({"ema": "yes"}, r"scale.budget.ema='yes' is invalid: it must be true or false")])

@@ -27,15 +27,29 @@ def record(candidate: str, name: str, seed: int, top1: float, scale: dict, **cha
             "config": {"calibration": candidate, "scale": scale}, **changes}
 
 
-def test_every_candidate_is_the_proxy_with_one_change():
+def changes(name: str) -> list[str]:
+    cfg = compose([f"+calibration={name}"])
+    assert cfg.calibration == name
+    assert cfg.model == compose().model and cfg.recipe == compose().recipe, name  # the proxy's networks
+    return calibration._changed(OmegaConf.to_container(cfg.scale, resolve=True), PROXY)
+
+
+def parts(name: str) -> tuple[str, str] | None:
+    """The two candidates a combined candidate is named after (`full_frame_epochs_2`), if it is one."""
+    splits = [(name[:i], name[i + 1:]) for i, char in enumerate(name) if char == "_"]
+    return next(((a, b) for a, b in splits if a in CANDIDATES and b in CANDIDATES), None)
+
+
+def test_every_candidate_is_the_proxy_with_one_change_or_two_candidates_together():
     assert CENTRE in CANDIDATES and len(CANDIDATES) >= 10
     for name in CANDIDATES:
-        cfg = compose([f"+calibration={name}"])
-        assert cfg.calibration == name
-        changed = calibration._changed(OmegaConf.to_container(cfg.scale, resolve=True), PROXY)
+        changed = changes(name)
         assert (name == CENTRE) == (changed == []), (name, changed)
-        assert len({key.split("=")[0] for key in changed}) <= 2, (name, changed)  # one factor (epochs may follow)
-        assert cfg.model == compose().model and cfg.recipe == compose().recipe, name  # the proxy's networks
+        if (pair := parts(name)) is not None:  # a combination: exactly both candidates' changes
+            assert changed == sorted(changes(pair[0]) + changes(pair[1])), (name, changed)
+        else:
+            assert len({key.split("=")[0] for key in changed}) <= 2, (name, changed)  # one factor (epochs may follow)
+    assert parts("full_frame_epochs_2") == ("full_frame", "epochs_2") and parts("width_025") is None
 
 
 def test_summary_per_candidate_and_network():

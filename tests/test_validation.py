@@ -105,6 +105,7 @@ BAD_INPUTS = {
     "negative global batch": (["scale.global_batch_size=-8"], ["scale.global_batch_size=-8"]),
     "unknown lr rule": (["scale.lr_scaling=cube"], ["scale.lr_scaling='cube'", "linear"]),
     "unknown budget rule": (["+scale.budget.warmup=true"], ["scale.budget.warmup", "schedule"]),
+    "evaluation crop above the image": (["scale.eval_resize_ratio=1.2"], ["scale.eval_resize_ratio=1.2", "(0, 1]"]),
     # Recipe.
     "negative lr": (["recipe.lr.base=-0.1"], ["recipe.lr.base=-0.1"]),
     "negative weight decay": (["recipe.optimizer.weight_decay=-1"], ["recipe.optimizer.weight_decay=-1.0", ">= 0"]),
