@@ -12,7 +12,7 @@ from roadmap.recipe import build_scheduler
 
 ORIGINAL = compose().recipe
 MODERN = compose(["+step=modern_recipe"]).recipe
-ALL_RULES = {"schedule": True, "ema": True, "regularization": True}
+ALL_RULES = {"warmup": True, "schedule": True, "ema": True, "regularization": True}
 
 
 def lrs(recipe, steps_per_epoch: int) -> list[float]:
@@ -99,6 +99,16 @@ def test_regularization_rule_scales_every_regulariser_by_the_passes_over_the_dat
     assert original.augment.randaugment is None and original.augment.mixup == 0 and original.augment.mixup_prob == 0.1
 
 
+def test_warmup_rule_gives_a_recipe_without_warmup_the_papers_fraction_of_the_run():
+    fitted, changes = fit_recipe(ORIGINAL, Budget.of(ORIGINAL, 2, 468), {"warmup": True, "schedule": True})
+    assert changes["schedule.warmup_epochs"] == {"recipe": 0, "used": pytest.approx(2 * 20 / 300)}
+    seen = lrs(fitted, 468)
+    assert seen[0] == 0 and seen.index(max(seen)) == round(936 * 20 / 300) == 62 and seen[-1] < seen[62] / 100
+    assert all(a < b for a, b in zip(seen[:62], seen[1:63], strict=True))  # rising linearly to the peak
+    modern, changes = fit_recipe(MODERN, Budget.of(MODERN, 3, 100), {"warmup": True})
+    assert modern.schedule.warmup_epochs == pytest.approx(0.2)  # its own 20 of 300 epochs, stretched: kept
+
+
 def test_a_scales_evaluation_framing_replaces_the_recipes_and_centres_the_training_crops():
     """scale.eval_resize_ratio=1.0 evaluates the whole image; the regularization rule's crops shrink towards it."""
     fitted, changes = fit_recipe(ORIGINAL, Budget.of(ORIGINAL, 9, 100), {"regularization": True}, 1.0)
@@ -109,7 +119,7 @@ def test_a_scales_evaluation_framing_replaces_the_recipes_and_centres_the_traini
 
 
 @pytest.mark.parametrize(("rules", "message"), [
-    ({"warmup": True}, r"scale.budget.warmup is not a budget rule; the rules are schedule, ema, regularization"),
+    ({"warm_up": True}, r"scale.budget.warm_up is not a budget rule; the rules are warmup, schedule, ema, regul"),
     ({"ema": "yes"}, r"scale.budget.ema='yes' is invalid: it must be true or false")])
 def test_bad_rules_are_named(rules, message):
     with pytest.raises(ValueError, match=message):

@@ -104,7 +104,7 @@ BAD_INPUTS = {
     "empty subset": (["scale.train_subset=0"], ["scale.train_subset=0"]),
     "negative global batch": (["scale.global_batch_size=-8"], ["scale.global_batch_size=-8"]),
     "unknown lr rule": (["scale.lr_scaling=cube"], ["scale.lr_scaling='cube'", "linear"]),
-    "unknown budget rule": (["+scale.budget.warmup=true"], ["scale.budget.warmup", "schedule"]),
+    "unknown budget rule": (["+scale.budget.warm_up=true"], ["scale.budget.warm_up", "schedule"]),
     "evaluation crop above the image": (["scale.eval_resize_ratio=1.2"], ["scale.eval_resize_ratio=1.2", "(0, 1]"]),
     # Recipe.
     "negative lr": (["recipe.lr.base=-0.1"], ["recipe.lr.base=-0.1"]),
