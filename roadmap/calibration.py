@@ -1,7 +1,8 @@
 """The proxy calibration study: candidate proxies compared on the roadmap's two ends, ResNet-50 and ConvNeXt-T.
 
-A candidate is one config in conf/calibration/: the proxy scale with one thing changed (training images, epochs,
-width, input size, batch size, or one budget rule turned off). `make calibration` trains both ends under every
+A candidate is one config in conf/calibration/: the first proxy (conf/scale/first_proxy.yaml, the study's centre)
+with one thing changed (training images, epochs, width, input size, batch size, the evaluation's framing, one
+budget rule turned off or on), or two candidates together. `make calibration` trains both ends under every
 candidate with three seeds; this module tabulates, per candidate and network, the seed mean and sd of top-1 on
 the full test set, the EMA's top-1, the final training loss, the minutes per run and the training img/s, so
 that the proxy is chosen by how well it trains and how little its seeds scatter, at what cost.
@@ -14,12 +15,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from roadmap.ablation import FINAL_STEP
 from roadmap.results.records import RECORDS, collect, load_records
 from roadmap.results.tables import write_tables
 
 ENDPOINTS = ("baseline", FINAL_STEP)  # ResNet-50 under the original recipe, ConvNeXt-T under the modern one
-CENTRE = "proxy"  # the candidate that is conf/scale/proxy.yaml unchanged
+CENTRE = "proxy"  # the candidate that is the centre, conf/scale/first_proxy.yaml, unchanged
 
 
 def _changed(scale: dict[str, Any], centre: dict[str, Any], prefix: str = "scale.") -> list[str]:
@@ -34,12 +37,14 @@ def _changed(scale: dict[str, Any], centre: dict[str, Any], prefix: str = "scale
     return out
 
 
-def summarize(by_candidate: dict[str, list[dict]]) -> list[dict]:
+def summarize(by_candidate: dict[str, list[dict]], default: dict[str, Any] | None = None) -> list[dict]:
     """One row per (candidate, endpoint) with records, the centre first, then the candidates in name order; a
-    network that failed under a candidate (and never completed) gets a row with its error."""
+    network that failed under a candidate (and never completed) gets a row with its error. A row's `default` says
+    whether its candidate is the `default` scale (today's `scale=proxy`), the one the calibration chose."""
     scales = {name: next(r["config"]["scale"] for r in records if r["status"] == "completed")
               for name, records in by_candidate.items() if any(r["status"] == "completed" for r in records)}
     centre = scales.get(CENTRE)
+    chosen = {name for name, scale in scales.items() if default is not None and _changed(scale, default) == []}
     rows = []
     for name in sorted(by_candidate, key=lambda n: (n != CENTRE, n)):
         for endpoint in ENDPOINTS:
@@ -49,6 +54,7 @@ def summarize(by_candidate: dict[str, list[dict]]) -> list[dict]:
                 if failed:
                     rows.append({"candidate": name, "change": " ".join(_changed(scales[name], centre))
                                  if centre and name in scales else "", "network": endpoint, "seeds": 0,
+                                 "default": name in chosen,
                                  "error": failed[0]["error"].partition("\n")[0]})
                 continue
             top1 = [r["top1"] for r in runs]
@@ -57,6 +63,7 @@ def summarize(by_candidate: dict[str, list[dict]]) -> list[dict]:
                 "candidate": name,
                 "change": " ".join(_changed(scales[name], centre)) if centre and name != CENTRE else "",
                 "network": endpoint,
+                "default": name in chosen,
                 "seeds": len(runs),
                 "top1_mean": statistics.fmean(top1),
                 "top1_sd": statistics.stdev(top1) if len(top1) > 1 else None,
@@ -86,11 +93,14 @@ def to_markdown(rows: list[dict]) -> str:
     lines = [
         "# Proxy calibration: Fashion-MNIST, the roadmap's two ends under candidate proxies",
         "",
-        f"Each candidate is the proxy scale (`{CENTRE}`, conf/scale/proxy.yaml) with the change shown; baseline is",
-        f"ResNet-50 under the original recipe, {FINAL_STEP} is ConvNeXt-T under the modern one. Top-1 (%) on the",
+        f"Each candidate is the first proxy (`{CENTRE}`, conf/scale/first_proxy.yaml) with the change shown; baseline",
+        f"is ResNet-50 under the original recipe, {FINAL_STEP} is ConvNeXt-T under the modern one. Top-1 (%) on the",
         "full 10,000-image test set: mean ± sample sd over seeds; EMA: the EMA weights' top-1 where the recipe",
         "keeps one; loss: the last epoch's mean training loss; minutes: wall time of one run (start to record);",
         f"img/s: training throughput. Measured on {devices}, one run at a time.",
+        "",
+        *[f"The default scale (`scale=proxy`, conf/scale/proxy.yaml) is candidate `{name}`."
+          for name in dict.fromkeys(r["candidate"] for r in rows if r["default"])],
         "",
         "| candidate | change | network | seeds | top-1 | sd | EMA top-1 | loss | minutes | img/s | steps |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -101,7 +111,7 @@ def to_markdown(rows: list[dict]) -> str:
                          f"{r['error']} | | | | | | |")
             continue
         lines.append("| " + " | ".join([
-            r["candidate"], r["change"].replace("scale.", "") or "(the proxy)", r["network"], str(r["seeds"]),
+            r["candidate"], r["change"].replace("scale.", "") or "(the first proxy)", r["network"], str(r["seeds"]),
             _number(r["top1_mean"]), _number(r["top1_sd"]), _number(r["ema_top1_mean"]),
             _number(r["final_train_loss_mean"], 3), _number(r["minutes_mean"], 1),
             f"{r['train_images_per_second_mean']:.0f}", str(r["optimizer_steps"]),
@@ -128,7 +138,9 @@ def main(argv: list[str] | None = None) -> None:
             collect(folder, records_dir / folder.name, roadmap_only=False)
     if not records_dir.is_dir():
         raise SystemExit(f"no records: {records_dir} does not exist (run `make calibration`)")
-    rows = summarize(load(records_dir))
+    from roadmap.config import compose  # Hydra only where the default scale is composed
+
+    rows = summarize(load(records_dir), OmegaConf.to_container(compose().scale, resolve=True))
     if not rows:
         raise SystemExit(f"no completed records under {records_dir}")
     markdown = to_markdown(rows)

@@ -322,7 +322,7 @@ def calibration_figure(rows: list[dict], out_base: Path) -> None:
                 continue
             color, marker, _ = ENDPOINT_STYLE[row["network"]]
             ax.plot(row["minutes_mean"], row[key], marker=marker, ms=7, ls="", color=color,
-                    mfc="white" if row["candidate"] != "proxy" else color, mew=1.5)
+                    mfc=color if row["default"] else "white", mew=1.5)
             labels.append(ax.annotate(row["candidate"], (row["minutes_mean"], row[key]), xytext=LABEL_OFFSETS[0],
                                       textcoords="offset points", va="center", fontsize=7.5, color=color,
                                       arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 1,
@@ -338,12 +338,13 @@ def calibration_figure(rows: list[dict], out_base: Path) -> None:
         _place_labels(ax, labels, points)
     handles = [Line2D([], [], ls="", marker=m, color=c, mew=1.5, mfc="white", label=label)
                for c, m, label in ENDPOINT_STYLE.values()]
-    handles.append(Line2D([], [], ls="", marker="o", color="0.3", label="filled: the chosen proxy"))
+    handles.append(Line2D([], [], ls="", marker="o", color="0.3", label="filled: the chosen proxy (scale=proxy)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9, frameon=False)
     seeds = sorted({row["seeds"] for row in rows})
     fig.suptitle("Proxy calibration: accuracy and seed noise against cost, for each candidate proxy\n"
                  f"Fashion-MNIST, full test set, {'-'.join(map(str, sorted({seeds[0], seeds[-1]})))} seeds per point; "
-                 f"each candidate changes one thing of the proxy ({', '.join(sorted({r['device'] for r in rows}))})",
+                 "each changes one or more things of the first proxy, named proxy "
+                 f"({', '.join(sorted({r['device'] for r in rows}))})",
                  fontsize=11)
     _save(fig, out_base)
 
