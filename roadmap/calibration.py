@@ -1,11 +1,11 @@
 """The proxy calibration study: candidate proxies compared on the roadmap's two ends, ResNet-50 and ConvNeXt-T.
 
-A candidate is one config in conf/calibration/: the first proxy (conf/scale/first_proxy.yaml, the study's centre)
-with one thing changed (training images, epochs, width, input size, batch size, the evaluation's framing, one
-budget rule turned off or on), or two candidates together. `make calibration` trains both ends under every
-candidate with three seeds; this module tabulates, per candidate and network, the seed mean and sd of top-1 on
-the full test set, the EMA's top-1, the final training loss, the minutes per run and the training img/s, so
-that the proxy is chosen by how well it trains and how little its seeds scatter, at what cost.
+A candidate is one config in conf/calibration/: the study's centre (conf/scale/calibration_centre.yaml, the
+proxy before it) with one thing changed (training images, epochs, width, input size, batch size, the
+evaluation's framing, one budget rule turned off or on), or two candidates together. `make calibration` trains
+both ends under every candidate with three seeds; this module tabulates, per candidate and network, the seed
+mean and sd of top-1 on the full test set, the EMA's top-1, the final training loss, the minutes per run and
+the training img/s, so that the proxy is chosen by how well it trains and how little its seeds scatter, at what cost.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from roadmap.results.records import RECORDS, collect, load_records
 from roadmap.results.tables import write_tables
 
 ENDPOINTS = ("baseline", FINAL_STEP)  # ResNet-50 under the original recipe, ConvNeXt-T under the modern one
-CENTRE = "proxy"  # the candidate that is the centre, conf/scale/first_proxy.yaml, unchanged
+CENTRE = "proxy"  # the candidate that is the centre, conf/scale/calibration_centre.yaml, unchanged
 
 
 def _changed(scale: dict[str, Any], centre: dict[str, Any], prefix: str = "scale.") -> list[str]:
@@ -93,15 +93,14 @@ def to_markdown(rows: list[dict]) -> str:
     lines = [
         "# Proxy calibration: Fashion-MNIST, the roadmap's two ends under candidate proxies",
         "",
-        f"Each candidate is the first proxy (`{CENTRE}`, conf/scale/first_proxy.yaml) with the change shown; baseline",
-        f"is ResNet-50 under the original recipe, {FINAL_STEP} is ConvNeXt-T under the modern one. Top-1 (%) on the",
-        "full 10,000-image test set: mean ± sample sd over seeds; EMA: the EMA weights' top-1 where the recipe",
-        "keeps one; loss: the last epoch's mean training loss; minutes: wall time of one run (start to record);",
-        f"img/s: training throughput. Measured on {devices}, one run at a time.",
+        f"Each candidate is the centre (`{CENTRE}`, conf/scale/calibration_centre.yaml) with the change shown;",
+        f"baseline is ResNet-50 under the original recipe, {FINAL_STEP} is ConvNeXt-T under the modern one. Top-1",
+        "(%) on the full 10,000-image test set: mean ± sample sd over seeds; EMA: the EMA weights' top-1 where the",
+        "recipe keeps one; loss: the last epoch's mean training loss; minutes: wall time of one run (start to",
+        f"record); img/s: training throughput. Measured on {devices}, one run at a time.",
         "",
-        *[f"The default scale (`scale=proxy`, conf/scale/proxy.yaml) is candidate `{name}`."
-          for name in dict.fromkeys(r["candidate"] for r in rows if r["default"])],
-        "",
+        *[line for name in dict.fromkeys(r["candidate"] for r in rows if r["default"])
+          for line in (f"The default scale (`scale=proxy`, conf/scale/proxy.yaml) is candidate `{name}`.", "")],
         "| candidate | change | network | seeds | top-1 | sd | EMA top-1 | loss | minutes | img/s | steps |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -111,7 +110,7 @@ def to_markdown(rows: list[dict]) -> str:
                          f"{r['error']} | | | | | | |")
             continue
         lines.append("| " + " | ".join([
-            r["candidate"], r["change"].replace("scale.", "") or "(the first proxy)", r["network"], str(r["seeds"]),
+            r["candidate"], r["change"].replace("scale.", "") or "(the centre)", r["network"], str(r["seeds"]),
             _number(r["top1_mean"]), _number(r["top1_sd"]), _number(r["ema_top1_mean"]),
             _number(r["final_train_loss_mean"], 3), _number(r["minutes_mean"], 1),
             f"{r['train_images_per_second_mean']:.0f}", str(r["optimizer_steps"]),

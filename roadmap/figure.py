@@ -343,7 +343,7 @@ def calibration_figure(rows: list[dict], out_base: Path) -> None:
     seeds = sorted({row["seeds"] for row in rows})
     fig.suptitle("Proxy calibration: accuracy and seed noise against cost, for each candidate proxy\n"
                  f"Fashion-MNIST, full test set, {'-'.join(map(str, sorted({seeds[0], seeds[-1]})))} seeds per point; "
-                 "each changes one or more things of the first proxy, named proxy "
+                 "each changes one or more things of the centre, named proxy "
                  f"({', '.join(sorted({r['device'] for r in rows}))})",
                  fontsize=11)
     _save(fig, out_base)

@@ -15,7 +15,7 @@ from roadmap.config import CONF_DIR, compose
 
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = sorted(path.stem for path in (CONF_DIR / "calibration").glob("*.yaml"))
-PROXY = OmegaConf.to_container(compose(["scale=first_proxy"]).scale, resolve=True)  # the calibration's centre
+PROXY = OmegaConf.to_container(compose(["scale=calibration_centre"]).scale, resolve=True)  # the calibration's centre
 
 
 def record(candidate: str, name: str, seed: int, top1: float, scale: dict, **changes) -> dict:
