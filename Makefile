@@ -16,10 +16,12 @@ STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; prin
 # there and continues an interrupted one from its last checkpoint. Remove the folder to start the study afresh.
 SWEEPS ?= multirun
 JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
-# Fashion-MNIST's own 28 px leaves ConvNeXt's last stage nothing (7 -> 3 -> 1 -> 0 px): only ResNet-50 runs it. A sweep
-# is checked whole before it starts (roadmap/validation.py), so that candidate gets a sweep of its own.
-RESNET_ONLY = input_28
-CANDIDATES = $(shell ls conf/calibration | sed 's/\.yaml$$//' | grep -vx '$(RESNET_ONLY)' | paste -sd, -)
+# Candidates only ResNet-50 runs, in a sweep of their own: Fashion-MNIST's own 28 px leaves ConvNeXt's last stage
+# nothing (7 -> 3 -> 1 -> 0 px), and a sweep is checked whole before it starts (roadmap/validation.py); the warmup
+# rule leaves ConvNeXt-T's recipe, which warms up, as it is, so its runs there would repeat those without the rule.
+RESNET_ONLY = input_28,warmup_rule,full_frame_warmup_rule,full_frame_epochs_2_warmup_rule
+comma := ,
+CANDIDATES = $(shell ls conf/calibration | sed 's/\.yaml$$//' | grep -vx $(foreach c,$(subst $(comma), ,$(RESNET_ONLY)),-e $(c)) | paste -sd, -)
 
 .PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle
 
@@ -70,7 +72,7 @@ leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear p
 	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE) --wandb leave_one_out \
 		--wandb-dir $$sweep && exit $$status
 
-calibration: install ## the proxy calibration study: both ends of the roadmap x 3 seeds under every candidate in conf/calibration/ (ResNet-50 alone at input_28), into CALIBRATION; resumable
+calibration: install ## the proxy calibration study: both ends of the roadmap x 3 seeds under every candidate in conf/calibration/ (ResNet-50 alone under RESNET_ONLY), into CALIBRATION; resumable
 	@sweep=$(SWEEPS)/proxy_calibration; status=0; \
 	$(PY) run.py -m +calibration=$(CANDIDATES) +step=baseline,$(REFERENCE) seed=$(SEEDS) study=calibration \
 		hydra.sweep.dir=$$sweep \
