@@ -39,9 +39,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: install ## run ruff and the test suite
+test: install ## run ruff and the test suite, one worker per core (a test file stays on one worker: its module fixtures are built once)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 lint: install ## ruff only
 	$(VENV)/bin/ruff check .
