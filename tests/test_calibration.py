@@ -109,7 +109,7 @@ def test_shipped_calibration_table_is_rebuilt_from_its_records():
     experiment = ROOT / "experiments" / "proxy_calibration"
     rows = summarize(calibration.load(experiment / "records"), OmegaConf.to_container(DEFAULT.scale, resolve=True))
     assert calibration.to_markdown(rows) == (experiment / "table.md").read_text()
-    assert {r["candidate"] for r in rows if r["default"]} == {"full_frame"}  # the chosen
+    assert {r["candidate"] for r in rows if r["default"]} == {"full_frame_input_48"}  # the chosen
     shipped = {(r["candidate"], r["network"]) for r in rows}
     # every shipped candidate ran both ends, but for the Makefile's RESNET_ONLY (at 28 px ConvNeXt-T's last stage
     # sees no pixel; the warmup rule leaves its recipe as it is); the study is resumable, so candidates join as run
