@@ -18,8 +18,9 @@ SWEEPS ?= multirun
 JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
 # Candidates only ResNet-50 runs, in a sweep of their own: Fashion-MNIST's own 28 px leaves ConvNeXt's last stage
 # nothing (7 -> 3 -> 1 -> 0 px), and a sweep is checked whole before it starts (roadmap/validation.py); the warmup
-# rule leaves ConvNeXt-T's recipe, which warms up, as it is, so its runs there would repeat those without the rule.
-RESNET_ONLY = input_28,warmup_rule,full_frame_warmup_rule,full_frame_epochs_2_warmup_rule,full_frame_input_48_warmup_rule
+# rule leaves ConvNeXt-T's recipe, which warms up, as it is, so the runs there of every *warmup_rule candidate
+# would repeat those without the rule.
+RESNET_ONLY = input_28,$(shell ls conf/calibration | sed -n 's/^\(.*warmup_rule\)\.yaml$$/\1/p' | paste -sd, -)
 comma := ,
 CANDIDATES = $(shell ls conf/calibration | sed 's/\.yaml$$//' | grep -vx $(foreach c,$(subst $(comma), ,$(RESNET_ONLY)),-e $(c)) | paste -sd, -)
 

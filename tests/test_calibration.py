@@ -2,8 +2,8 @@
 
 import functools
 import json
-import re
 import statistics
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -114,7 +114,9 @@ def test_shipped_calibration_table_is_rebuilt_from_its_records():
     # every shipped candidate ran both ends, but for the Makefile's RESNET_ONLY (at 28 px ConvNeXt-T's last stage
     # sees no pixel; the warmup rule leaves its recipe as it is); the study is resumable, so candidates join as run
     assert "proxy" in {c for c, _ in shipped} and {c for c, _ in shipped} <= set(CANDIDATES)
-    resnet_only = set(re.search(r"^RESNET_ONLY = (.*)$", (ROOT / "Makefile").read_text(), re.M)[1].split(","))
-    assert resnet_only <= set(CANDIDATES)
+    shown = subprocess.run(["make", "-s", "--eval", "show: ; @echo $(RESNET_ONLY)", "show"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout
+    resnet_only = set(shown.strip().split(","))
+    assert "input_28" in resnet_only and "warmup_rule" in resnet_only and resnet_only <= set(CANDIDATES)
     assert {(c, n) for c, _ in shipped for n in ENDPOINTS if c not in resnet_only or n == "baseline"} == shipped
     assert all(r["seeds"] == 3 and r["val_images"] == 10000 for r in rows)
