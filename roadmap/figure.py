@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Annotation, Text
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, MaxNLocator, NullFormatter
 
 from roadmap.labels import STUDIES
 from roadmap.results.records import RECORDS, load_records
@@ -328,8 +328,12 @@ def calibration_figure(rows: list[dict], out_base: Path) -> None:
                                       arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 1,
                                                   "shrinkB": 5}))
             points.append((row["minutes_mean"], row[key], 0.0))
-        ax.margins(x=0.18, y=0.12)
-        ax.set_xlabel("minutes per run (one run at a time)")
+        ax.set_xscale("log")  # most candidates cost 1-3 minutes a run, a few many more: a linear axis crowds them
+        ax.xaxis.set_major_locator(FixedLocator([0.5, 1, 2, 4, 8, 16, 32]))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.12, y=0.12)
+        ax.set_xlabel("minutes per run (one run at a time; log scale)")
         ax.set_ylabel(ylabel)
         ax.spines["top"].set_visible(False)
         ax.grid(alpha=0.3)
