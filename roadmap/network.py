@@ -139,9 +139,10 @@ class SpatialConv(nn.Conv2d):
 
     On an H x W map, a tap more than H - 1 rows (or W - 1 columns) from the kernel's centre never touches a pixel:
     the central (2H - 1) x (2W - 1) taps give the same output, and the others' gradients are zero either way. At
-    the proxy's 32 px, ConvNeXt's stages 3 and 4 see 2 x 2 and 1 x 1 maps, where a 7 x 7 kernel is 82-98 %
-    padding, and the CPU's depthwise backward pass on them costs more than on an 8 x 8 map. The weights keep the
-    full kernel; `crop = False` runs it whole (complexity.py counts the paper's nominal FLOPs that way).
+    the proxy's 48 px, ConvNeXt's stages 3 and 4 see 3 x 3 and 1 x 1 maps, where a 7 x 7 kernel is 49-98 %
+    padding (at 32 px, 2 x 2 and 1 x 1: the CPU's depthwise backward pass on them cost more than on 8 x 8). The
+    weights keep the full kernel; `crop = False` runs it whole (complexity.py counts the paper's nominal FLOPs
+    that way).
     """
 
     crop = True
