@@ -67,10 +67,11 @@ def test_unknown_model_is_refused():
 
 
 def test_a_job_and_its_bare_step_are_timed_on_the_same_network_and_shape(tmp_path, capsys):
-    overrides = ("+step=layer_norm", "data=synthetic", "data.train_size=48", "scale.batch_size=8")
+    overrides = ("+step=layer_norm", "data=synthetic", "data.train_size=48", "scale.batch_size=8",
+                 "scale.input_size=40")  # not the proxy's own: the bare step must take the job's shape
     main(["job", *overrides, "--rounds", "1", "--steps", "2", "--batches", "4"])
     out = capsys.readouterr().out
-    assert "layer_norm at the proxy scale, batch 8, 32 px" in out
+    assert "layer_norm at the proxy scale, batch 8, 40 px" in out
     bare, job, ratio = re.search(r"median: bare step (\d+) img/s, job (\d+) img/s, job / bare ([\d.]+)", out).groups()
     assert int(bare) > 0 and int(job) > 0 and float(ratio) > 0
 
