@@ -20,9 +20,12 @@ JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
 # nothing (7 -> 3 -> 1 -> 0 px), and a sweep is checked whole before it starts (roadmap/validation.py); the warmup
 # rule leaves ConvNeXt-T's recipe, which warms up, as it is, so the runs there of every *warmup_rule candidate
 # would repeat those without the rule.
-RESNET_ONLY = input_28,$(shell ls conf/calibration | sed -n 's/^\(.*warmup_rule\)\.yaml$$/\1/p' | paste -sd, -)
 comma := ,
-CANDIDATES = $(shell ls conf/calibration | sed 's/\.yaml$$//' | grep -vx $(foreach c,$(subst $(comma), ,$(RESNET_ONLY)),-e $(c)) | paste -sd, -)
+space := $() $()
+ALL_CANDIDATES = $(sort $(basename $(notdir $(wildcard conf/calibration/*.yaml))))
+RESNET_ONLY_LIST = $(filter input_28 %warmup_rule,$(ALL_CANDIDATES))
+RESNET_ONLY = $(subst $(space),$(comma),$(RESNET_ONLY_LIST))
+CANDIDATES = $(subst $(space),$(comma),$(filter-out $(RESNET_ONLY_LIST),$(ALL_CANDIDATES)))
 
 .PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle
 
