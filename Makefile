@@ -9,6 +9,7 @@ EXPERIMENT ?= experiments/fashion_mnist_proxy
 ABLATION ?= experiments/leave_one_out
 REFERENCE := separate_downsampling# the last roadmap step: ConvNeXt-T
 CALIBRATION ?= experiments/proxy_calibration
+SEED_NOISE ?= experiments/seed_noise
 SEEDS ?= 0,1,2
 # Every roadmap step, in order, read from roadmap/steps.py (which imports nothing beyond the standard library).
 STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; print(",".join(STEPS))')
@@ -59,12 +60,13 @@ roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), the
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(EXPERIMENT)/records --out $(EXPERIMENT) && \
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --wandb roadmap --wandb-dir $$sweep && exit $$status
 
-figure: install ## rebuild the committed tables and figures (EXPERIMENT's, ABLATION's and CALIBRATION's) from their records (no training)
+figure: install ## rebuild the committed tables and figures (EXPERIMENT's, ABLATION's, CALIBRATION's and SEED_NOISE's) from their records (no training)
 	$(PY) scripts/aggregate.py --runs $(EXPERIMENT)/records --out $(EXPERIMENT)
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT)
 	$(PY) scripts/aggregate.py --runs $(ABLATION)/records --out $(ABLATION) --reference $(REFERENCE)
 	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE)
 	$(PY) scripts/calibrate.py --experiment $(CALIBRATION)
+	$(PY) scripts/aggregate.py --runs $(SEED_NOISE)/records --out $(SEED_NOISE)
 
 leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (proxy), into ABLATION and its wandb summary run; resumable
 	@sweep=$(SWEEPS)/leave_one_out; status=0; \
