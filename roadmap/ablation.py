@@ -24,7 +24,7 @@ DELTA_DIR = Path(__file__).resolve().parent.parent / "conf" / "delta"
 FINAL_STEP = ROADMAP[-1].name  # ConvNeXt-T in the ResNet-50 regime (ConvNeXt-B in the ResNet-200 one)
 
 
-def _in_order(deltas: Iterable[str]) -> list[str]:
+def in_order(deltas: Iterable[str]) -> list[str]:
     """Roadmap order; deltas that are not roadmap steps (e.g. pointwise_linear) after them, by name."""
     return sorted(deltas, key=lambda d: (roadmap_order(d), d))
 
@@ -37,7 +37,7 @@ def run_name(deltas: Iterable[str], model: str | None = None) -> str:
     """
     applied = set(deltas)
     if model is not None:
-        return model + "".join(f"+{d}" for d in _in_order(applied))
+        return model + "".join(f"+{d}" for d in in_order(applied))
 
     def distance(step: str) -> tuple[int, int, int]:
         steps = set(chain(step))
@@ -45,7 +45,7 @@ def run_name(deltas: Iterable[str], model: str | None = None) -> str:
 
     nearest = min(STEPS, key=distance)
     left_out = [d for d in chain(nearest) if d not in applied]
-    added = _in_order(applied - set(chain(nearest)))
+    added = in_order(applied - set(chain(nearest)))
     return nearest + "".join(f"-{d}" for d in left_out) + "".join(f"+{d}" for d in added)
 
 

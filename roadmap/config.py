@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from roadmap.ablation import register_resolvers
+from roadmap.factorial import register_resolver as register_factorial
 from roadmap.schema import register as register_schema
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -18,6 +19,7 @@ PRIMARY = "train"
 # The paper's setting: full widths and ImageNet-1K's classes (used for the complexity tables).
 PAPER_SETTING = ("scale=paper", "data=imagenet", "data.num_classes=1000")
 register_resolvers()  # ${run_name:...} and ${leave_one_out:}, used by the configs
+register_factorial()  # ${factorial:...}, conf/ablation/factorial.yaml's sweep
 register_schema()  # conf/train.yaml and conf/data/ name it first in their defaults lists
 
 

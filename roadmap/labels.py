@@ -15,9 +15,9 @@ from omegaconf import DictConfig
 from roadmap.errors import need
 from roadmap.steps import ORDER, STEPS
 
-# roadmap: `make roadmap`; leave_one_out: `+ablation=leave_one_out`; calibration: `make calibration`;
-# free: any other run (conf/train.yaml's `study`).
-STUDIES = ("roadmap", "leave_one_out", "calibration", "free")
+# roadmap: `make roadmap`; leave_one_out: `+ablation=leave_one_out`; factorial: `+ablation=factorial`;
+# calibration: `make calibration`; free: any other run (conf/train.yaml's `study`).
+STUDIES = ("roadmap", "leave_one_out", "factorial", "calibration", "free")
 
 
 def check_study(study: Any) -> None:

@@ -6,6 +6,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,11 @@ from roadmap.system import device_name, git_commit, peak_memory_mb, reset_peak_m
 from roadmap.validation import check_config
 
 log = logging.getLogger(__name__)
+
+
+def utc_iso(seconds: float) -> str:
+    """A time.time() as UTC in ISO 8601, to the second: 2026-12-05T01:57:10+00:00."""
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 
 def composed_config(cfg: DictConfig) -> dict[str, Any]:
@@ -176,6 +182,9 @@ class Recorder(Callback):
             "peak_memory_kind": memory_kind,
             "device": device_name("cuda" if torch.cuda.is_available() else "cpu"),
             "wall_seconds": time.time() - self.started,
+            # UTC, ISO 8601: a study's wall time reads off its records (this process's start, for a resumed job).
+            "started_at": utc_iso(self.started),
+            "finished_at": utc_iso(time.time()),
             **self.run,
             "git_commit": git_commit(),
             **labels(cfg),

@@ -9,10 +9,10 @@ value, what it must be and the fix; a value interpolated from another key is nam
 (`data.batch_size` is `${scale.batch_size}`: an error names scale.batch_size, the key to change).
 
 `CheckSweep` checks a whole multirun before its first job: it expands the sweep as Hydra's basic sweeper does
-(its own `split_arguments`), composes each job as the sweeper will and runs `check_config` on it. A Hydra callback
-rather than a sweeper subclass: Hydra instantiates sweepers only from its `hydra_plugins` namespace package, which
-this project would have to install beside itself, while a callback is configured like any other object
-(conf/train.yaml, `hydra.callbacks`).
+(its own `split_arguments`), composes each job as the sweeper will, runs `check_config` on it and builds its network
+on the meta device (no memory, no weights). A Hydra callback rather than a sweeper subclass: Hydra instantiates
+sweepers only from its `hydra_plugins` namespace package, which this project would have to install beside itself,
+while a callback is configured like any other object (conf/train.yaml, `hydra.callbacks`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from omegaconf.errors import OmegaConfBaseException
 from roadmap import schema
 from roadmap.ablation import check_combination
 from roadmap.budget import check_rules
-from roadmap.config import scaled_widths
+from roadmap.config import build_model, scaled_widths
 from roadmap.errors import ConfigError, need
 from roadmap.labels import check_study
 from roadmap.network import RoadmapNet, check_arguments, stage_sizes
@@ -189,8 +189,8 @@ def _check_trainer(trainer: DictConfig) -> None:
 
 
 class CheckSweep(Callback):
-    """Hydra callback: before a multirun's first job, compose and check every job of its sweep. One or more bad
-    jobs stop the multirun before anything is trained or written, each named by its number and overrides."""
+    """Hydra callback: before a multirun's first job, compose, check and build every job of its sweep. One or more
+    bad jobs stop the multirun before anything is trained or written, each named by its number and overrides."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.sweeper._target_ != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
@@ -205,6 +205,10 @@ class CheckSweep(Callback):
                 with open_dict(job):
                     del job["hydra"]
                 check_config(job)
+                job.model.weights = None  # checked above against the network's shapes; nothing to load on meta
+                job.model.num_classes = job.data.num_classes or 1  # null: counted from the class folders later
+                with torch.device("meta"):  # built, without memory: what the arguments' checks cannot see
+                    build_model(job)
             except Exception as error:  # any failure is the job's, reported with its overrides
                 cause = f": {error.__cause__}" if error.__cause__ is not None else ""
                 failures.append(f"job {number} ({' '.join(overrides)}): {' '.join(f'{error}{cause}'.split())}")

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,9 @@ def test_every_step_fits_one_batch(step, tmp_path):
     assert on_disk["data_source"] == "generated from seed 0"
     for key in ("train_images_per_second", "peak_memory_mb", "wall_seconds", "git_commit", "config", "deltas"):
         assert on_disk[key] is not None, key
+    started, finished = (datetime.fromisoformat(on_disk[key]) for key in ("started_at", "finished_at"))
+    assert started.utcoffset() == timedelta(0) and started <= finished <= datetime.now(timezone.utc)
+    assert abs((finished - started).total_seconds() - on_disk["wall_seconds"]) < 2
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
