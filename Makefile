@@ -10,6 +10,8 @@ ABLATION ?= experiments/leave_one_out
 REFERENCE := separate_downsampling# the last roadmap step: ConvNeXt-T
 CALIBRATION ?= experiments/proxy_calibration
 SEED_NOISE ?= experiments/seed_noise
+FACTORIAL ?= experiments/factorial
+FACTORIAL_SEEDS ?= 0 1# one seed at a time: a whole replicate of the design first
 SEEDS ?= 0,1,2
 # Every roadmap step, in order, read from roadmap/steps.py (which imports nothing beyond the standard library).
 STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; print(",".join(STEPS))')
@@ -28,7 +30,7 @@ RESNET_ONLY_LIST = $(filter input_28 %warmup_rule,$(ALL_CANDIDATES))
 RESNET_ONLY = $(subst $(space),$(comma),$(RESNET_ONLY_LIST))
 CANDIDATES = $(subst $(space),$(comma),$(filter-out $(RESNET_ONLY_LIST),$(ALL_CANDIDATES)))
 
-.PHONY: help install test lint flops roadmap figure leave-one-out calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle
+.PHONY: help install test lint flops roadmap figure leave-one-out factorial calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +79,14 @@ leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear p
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(ABLATION)/records --reference $(REFERENCE) && \
 	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE) --wandb leave_one_out \
 		--wandb-dir $$sweep && exit $$status
+
+factorial: install ## the factorial study: 32 rows of a resolution-IV design over the 12 architecture changes x FACTORIAL_SEEDS (proxy), seed by seed, into FACTORIAL with its effects, alias chains, costs and the three views of every change; resumable
+	@sweep=$(SWEEPS)/factorial; status=0; \
+	for seed in $(FACTORIAL_SEEDS); do \
+		$(PY) run.py -m +ablation=factorial seed=$$seed hydra.sweep.dir=$$sweep $(JOB_DIR) || status=$$?; \
+	done; \
+	$(PY) scripts/effects.py --runs $$sweep --experiment $(FACTORIAL) --path $(EXPERIMENT)/records \
+		--leave-one-out $(ABLATION)/records && exit $$status
 
 calibration: install ## the proxy calibration study: both ends of the roadmap x 3 seeds under every candidate in conf/calibration/ (ResNet-50 alone under RESNET_ONLY), into CALIBRATION; resumable
 	@sweep=$(SWEEPS)/proxy_calibration; status=0; \

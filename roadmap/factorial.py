@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -41,7 +42,7 @@ MINIMUM_ABERRATION = {
     (13, 4): "a b c d e abc abd acd bcd abe ace bce ade",  # 32 rows, 2^(13-8)
 }
 RESOLUTIONS = (3, 4, 5)
-ROMAN = {3: "III", 4: "IV", 5: "V"}
+ROMAN = {3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII", math.inf: "full factorial"}
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,9 @@ class Design:
         return defining_words(self.factors, self.matrix)
 
     @property
-    def resolution(self) -> int:
-        """The length of the shortest word; a full factorial has none and counts as resolution k + 1."""
-        return min((len(w) for w in self.words), default=len(self.factors) + 1)
+    def resolution(self) -> float:
+        """The length of the shortest word; a full factorial has none: every effect is clear (infinite)."""
+        return min((len(w) for w in self.words), default=math.inf)
 
     def word_length_pattern(self) -> tuple[int, ...]:
         """A3, A4, ...: how many words of each length. Minimum aberration minimises it in this order."""
@@ -194,10 +195,17 @@ def factorial_rows(factors: Sequence[str], resolution: int = 4, fixed: Sequence[
     return [design.deltas(row, fixed) for row in range(design.rows)]
 
 
+def _sweep(factors: Sequence[str], resolution: int, fixed: Sequence[str]) -> str:
+    try:
+        return sweep(factorial_rows(list(factors), resolution, list(fixed)))
+    except ConfigError as error:
+        # Hydra resolves the sweeper's params as it builds the sweeper, before any callback: an exception there
+        # would reach the user buried in a traceback, so the refusal ends the run as run.py ends every other.
+        raise SystemExit(f"Error: {error}") from None
+
+
 def register_resolver() -> None:
     """``${factorial:${ablation.factors},${ablation.resolution},${ablation.fixed}}`` for conf/ablation/factorial.yaml:
     the design's rows as a Hydra sweep over `+delta`."""
     if not OmegaConf.has_resolver("factorial"):
-        OmegaConf.register_new_resolver(
-            "factorial", lambda factors, resolution, fixed: sweep(factorial_rows(list(factors), resolution,
-                                                                                 list(fixed))))
+        OmegaConf.register_new_resolver("factorial", _sweep)
