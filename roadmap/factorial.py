@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -61,7 +61,7 @@ class Design:
         """The deltas one row applies, with the `fixed` ones held on in every row, in roadmap order."""
         return in_order([*fixed, *(f for f, level in zip(self.factors, self.matrix[row], strict=True) if level > 0)])
 
-    @property
+    @cached_property
     def words(self) -> list[frozenset[str]]:
         """The defining relation: every set of factors whose product column is constant (+1 or -1)."""
         return defining_words(self.factors, self.matrix)
