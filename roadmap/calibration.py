@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from roadmap.ablation import FINAL_STEP
+from roadmap.results.provenance import provenance_markdown, table_section, update_readme
 from roadmap.results.records import RECORDS, collect, load_records
 from roadmap.results.tables import write_tables
 
@@ -139,11 +140,15 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"no records: {records_dir} does not exist (run `make calibration`)")
     from roadmap.config import compose  # Hydra only where the default scale is composed
 
-    rows = summarize(load(records_dir), OmegaConf.to_container(compose().scale, resolve=True))
+    by_candidate = load(records_dir)
+    rows = summarize(by_candidate, OmegaConf.to_container(compose().scale, resolve=True))
     if not rows:
         raise SystemExit(f"no completed records under {records_dir}")
     markdown = to_markdown(rows)
     write_tables(rows, args.experiment, markdown)
+    records = [{**record, "candidate": name} for name, made in by_candidate.items() for record in made]
+    update_readme(args.experiment, {"table": table_section(markdown),
+                                    "provenance": provenance_markdown(records, lambda r: r["candidate"])})
     from roadmap.figure import calibration_figure  # matplotlib only where a figure is drawn
 
     calibration_figure(rows, args.experiment / "calibration")

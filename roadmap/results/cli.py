@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from roadmap.ablation import FINAL_STEP
+from roadmap.results.provenance import provenance_markdown, study_records, table_section, update_readme
 from roadmap.results.records import RECORDS, collect, load_records
 from roadmap.results.stats import aggregate, compare_folder
 from roadmap.results.tables import comparison_markdown, to_markdown, write_tables
@@ -37,5 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         rows = compare_folder(records_dir, args.reference)
         markdown = comparison_markdown(rows)
-    write_tables(rows, args.out or (records_dir.parent if records_dir.name == RECORDS else records_dir), markdown)
+    out = args.out or (records_dir.parent if records_dir.name == RECORDS else records_dir)
+    write_tables(rows, out, markdown)
+    provenance = provenance_markdown(study_records(records_dir))
+    update_readme(out, {"table": table_section(markdown), "provenance": provenance})
     print(markdown, end="")
