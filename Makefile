@@ -62,7 +62,7 @@ roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), the
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(EXPERIMENT)/records --out $(EXPERIMENT) && \
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --wandb roadmap --wandb-dir $$sweep && exit $$status
 
-figure: install ## rebuild the committed tables and figures (EXPERIMENT's, ABLATION's, CALIBRATION's and SEED_NOISE's) from their records (no training)
+figure: install ## rebuild the committed tables, figures and study READMEs' generated table and provenance (EXPERIMENT's, ABLATION's, CALIBRATION's and SEED_NOISE's) from their records (no training)
 	$(PY) scripts/aggregate.py --runs $(EXPERIMENT)/records --out $(EXPERIMENT)
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT)
 	$(PY) scripts/aggregate.py --runs $(ABLATION)/records --out $(ABLATION) --reference $(REFERENCE)

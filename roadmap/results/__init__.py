@@ -4,5 +4,6 @@
 - `failures`: the record of a failed job, and the Hydra callback that names a multirun's failed jobs;
 - `stats`: seed statistics per roadmap step, and the comparison of an ablation's variants with a reference;
 - `tables`: CSV and markdown tables;
+- `provenance`: a study README's generated sections, its table and the commits, machines and dates of its records;
 - `cli`: the command line that puts them together (`python scripts/aggregate.py --runs multirun/...`).
 """
