@@ -13,6 +13,7 @@ from pathlib import Path
 
 from roadmap.factorial import ROMAN
 from roadmap.results.effects import CHAIN, HIGHER, MAIN, Analysis, Effect, analyse
+from roadmap.results.provenance import provenance_markdown, study_records, table_section, update_readme
 from roadmap.results.records import RECORDS, atomic_write_text, collect, load_records
 from roadmap.results.stats import _ci95, aggregate, compare
 from roadmap.results.tables import to_csv
@@ -161,7 +162,8 @@ def to_markdown(analysis: Analysis, records: list[dict], view_rows: list[dict]) 
 
 
 def write_report(experiment: Path, path_records: Path | None, loo_records: Path | None) -> Analysis:
-    """Analyse `experiment/records/` and write the tables and figures beside them."""
+    """Analyse `experiment/records/` and write the tables and figures beside them, and the README's generated
+    sections (the table and the records' provenance)."""
     from roadmap.factorial_figures import half_normal_figure, views_figure  # matplotlib only where drawn
 
     records = load_records(experiment / RECORDS, roadmap_only=False)
@@ -181,6 +183,8 @@ def write_report(experiment: Path, path_records: Path | None, loo_records: Path 
     atomic_write_text(experiment / "views.csv", to_csv(view_rows))
     markdown = to_markdown(analysis, records, view_rows)
     atomic_write_text(experiment / "table.md", markdown)
+    update_readme(experiment, {"table": table_section(markdown),
+                               "provenance": provenance_markdown(study_records(experiment / RECORDS))})
     half_normal_figure(analysis, experiment / "effects")
     views_figure(view_rows, experiment / "views")
     print(markdown, end="")
