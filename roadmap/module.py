@@ -1,6 +1,7 @@
 """The Lightning module: one network trained under one recipe, validated on top-1 and top-5."""
 
 import random
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from roadmap.data import PADDING_LABEL
+from roadmap.errors import need
 from roadmap.recipe import build_loss, build_mixup, build_optimizer, build_scheduler
 
 
@@ -20,8 +22,29 @@ class NonFiniteLossError(FloatingPointError):
 
 
 # Reading a loss on the host waits for the GPU, which then idles while the next step is queued: the losses are
-# checked every this many batches, at the end of each epoch and before any checkpoint is saved, not every step.
+# checked every this many batches, at the end of each epoch and before any checkpoint is saved, not every step, and
+# logged then (every trainer.log_every_n_steps-th step's), so that a training step never waits for the device.
 CHECK_LOSS_EVERY = 50
+# trainer.compile: false (eager), true (torch.compile's default mode), or one of torch.compile's modes by name;
+# reduce-overhead replays each compiled forward and backward as a CUDA graph (static shapes: training drops
+# incomplete batches), which saves the kernel launches that bound a small network's step on a GPU.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_options(setting: bool | str) -> dict[str, str] | None:
+    """torch.compile's keyword arguments for `trainer.compile`, or None for an eager run."""
+    need(isinstance(setting, bool) or setting in COMPILE_MODES, "trainer.compile", setting,
+         f"true, false or one of torch.compile's modes {list(COMPILE_MODES)}")
+    if setting is False:
+        return None
+    return {} if setting is True else {"mode": setting}
+
+
+def new_iteration() -> None:
+    """Tell compiled CUDA graphs (trainer.compile=reduce-overhead) that a new step begins, so that they may reuse
+    the last step's buffers; where none were made their module is not even loaded (it takes seconds to import)."""
+    if "torch._inductor.cudagraph_trees" in sys.modules:
+        torch.compiler.cudagraph_mark_step_begin()
 
 
 class RoadmapModule(L.LightningModule):
@@ -48,7 +71,8 @@ class RoadmapModule(L.LightningModule):
         self.val_images = SumMetric()
         self.loss_curve: list[float] = []  # mean training loss of each finished epoch
         self._epoch_losses: list[torch.Tensor] = []
-        self._checked = 0  # how many of `_epoch_losses` are known to be finite
+        self._loss_steps: list[int] = []  # the optimizer step each of `_epoch_losses` was computed at, for the log
+        self._checked = 0  # how many of `_epoch_losses` are known to be finite (and logged)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -57,19 +81,21 @@ class RoadmapModule(L.LightningModule):
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """The step queues its work and returns: nothing in it reads a value back from the device."""
+        new_iteration()
         x, y = batch
         x = self._images(x)
         if self.mixup is not None:
             x, y = self.mixup(x, y)
         loss = self.train_loss(self.model(x), y)
         self._epoch_losses.append(loss.detach())
+        self._loss_steps.append(self.global_step)
         if len(self._epoch_losses) - self._checked >= CHECK_LOSS_EVERY:
             self.check_losses()
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def check_losses(self) -> None:
-        """Stop on the first NaN or infinite loss of the epoch not checked yet, naming its batch."""
+        """Stop on the first NaN or infinite loss of the epoch not checked yet, naming its batch; log the others."""
         if self._checked == len(self._epoch_losses):
             return
         unchecked = torch.stack([loss.to(self.device) for loss in self._epoch_losses[self._checked:]])
@@ -81,25 +107,40 @@ class RoadmapModule(L.LightningModule):
                 f"{self._checked + first}. Training stopped; the last good checkpoint (checkpoints/last.ckpt in the "
                 "run folder) is kept. Lower recipe.lr.base, set recipe.grad_clip, or check the data for broken "
                 "inputs.")
+        self._log_losses(unchecked.tolist(), self._loss_steps[self._checked:])  # the check has waited already
         self._checked = len(self._epoch_losses)
+
+    def _log_losses(self, losses: list[float], steps: list[int]) -> None:
+        """`train/loss` at every trainer.log_every_n_steps-th optimizer step (the step's last batch), to the
+        loggers, as Lightning's own per-step logging would have sent it."""
+        every = self.trainer.log_every_n_steps
+        logged = {step: loss for step, loss in zip(steps, losses, strict=True) if (step + 1) % every == 0}
+        for logger in self.loggers:
+            for step, loss in logged.items():
+                logger.log_metrics({"train/loss": loss}, step=step)
 
     def on_train_epoch_end(self) -> None:
         self.check_losses()
         # (losses restored from a checkpoint saved within the epoch are on the CPU)
         epoch_loss = torch.stack([loss.to(self.device) for loss in self._epoch_losses]).mean().item()
         self._epoch_losses.clear()
+        self._loss_steps.clear()
         self._checked = 0
         self.loss_curve.append(epoch_loss)
         self.log("train/epoch_loss", epoch_loss, sync_dist=True)  # the mean over processes under DDP
 
     def evaluation_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """A validation batch as a network takes it, without the padding DDP adds to shorter shares (which counts
-        for nothing); None when nothing is left."""
+        for nothing); None when nothing is left. One process has no padding: its batches are taken whole, without
+        the mask's wait for the device."""
         x, y = batch
+        if self.trainer.world_size == 1:
+            return self._images(x), y
         keep = y != PADDING_LABEL
         return (self._images(x[keep]), y[keep]) if keep.any() else None
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        new_iteration()
         evaluated = self.evaluation_batch(batch)
         if evaluated is None:
             return
@@ -147,6 +188,7 @@ class RoadmapModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.loss_curve = list(checkpoint["loss_curve"])
         self._epoch_losses = [torch.tensor(loss) for loss in checkpoint.get("epoch_losses", [])]
+        self._loss_steps = [-1] * len(self._epoch_losses)  # checked and logged before the checkpoint was saved
         self._checked = len(self._epoch_losses)
         states = checkpoint["rng_states"]
         torch.set_rng_state(states["torch"])

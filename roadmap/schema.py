@@ -126,7 +126,7 @@ class Trainer:
     benchmark: bool = MISSING
     log_every_n_steps: int = MISSING
     channels_last: bool = MISSING
-    compile: bool = MISSING
+    compile: Any = MISSING  # false, true or a torch.compile mode (roadmap/module.py)
 
 
 @dataclass
@@ -167,6 +167,7 @@ class FashionMNIST(Data):
     root: str | None = MISSING
     download: bool = MISSING
     cache_dir: str = MISSING
+    pipeline: str | None = MISSING  # loader | device | null (roadmap/data/module.py)
 
 
 @dataclass
@@ -174,6 +175,7 @@ class CIFAR(Data):
     name: str = MISSING
     root: str = MISSING
     download: bool = MISSING
+    pipeline: str | None = MISSING  # loader | device | null (roadmap/data/module.py)
 
 
 @dataclass

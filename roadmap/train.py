@@ -26,7 +26,7 @@ from roadmap.data import count_classes
 from roadmap.ema import EMA
 from roadmap.errors import ConfigError
 from roadmap.labels import labels, wandb_group
-from roadmap.module import RoadmapModule
+from roadmap.module import RoadmapModule, compile_options
 from roadmap.preemption import INTERRUPTED, Requeue, submitit_signal
 from roadmap.recipe import accumulation, ema_decay, scaled_lr
 from roadmap.results.records import atomic_write_text
@@ -248,7 +248,8 @@ def describe(cfg: DictConfig, model: nn.Module, datamodule: L.LightningDataModul
     """What the record and the loggers say of the run beyond its config. The complexity is counted on the plain
     network: not once it is compiled, channels-last or wrapped for DDP."""
     at_input = complexity(model, cfg.data.input_size, cfg.data.in_chans)
-    return dict(data_source=datamodule.source, params=at_input.params, gflops=at_input.gflops,
+    return dict(data_source=datamodule.source, data_pipeline=datamodule.pipeline_on(trainer.strategy.root_device),
+                params=at_input.params, gflops=at_input.gflops,
                 gflops_224=complexity(model, 224, cfg.data.in_chans).gflops, global_batch_size=global_batch,
                 batch_size=cfg.data.batch_size, devices=trainer.num_devices, num_nodes=trainer.num_nodes,
                 accumulate_grad_batches=trainer.accumulate_grad_batches, lr=lr, optimizer_steps=budget.steps,
@@ -304,8 +305,8 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     add_run_callbacks(trainer, cfg, model, out_dir)
     if cfg.trainer.channels_last:
         model.to(memory_format=torch.channels_last)
-    if cfg.trainer.compile:
-        model.compile()  # in place: the state dict, and so the checkpoints, keep their keys
+    if cfg.trainer.compile:  # in place: the state dict, and so the checkpoints, keep their keys
+        model.compile(**compile_options(cfg.trainer.compile))
     fit(trainer, module, datamodule, cfg.resume)
     if trainer.interrupted or not (out_dir / "result.json").is_file():
         raise RuntimeError(f"training stopped before its end; continue it with resume={out_dir}/checkpoints/last.ckpt")

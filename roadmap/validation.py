@@ -45,6 +45,7 @@ from roadmap.budget import check_rules
 from roadmap.config import build_model, scaled_widths
 from roadmap.errors import ConfigError, need
 from roadmap.labels import check_study
+from roadmap.module import compile_options
 from roadmap.network import RoadmapNet, check_arguments, stage_sizes
 from roadmap.recipe import check_mixup_batch, check_recipe, lr_rule
 from roadmap.weights import fitted_state, read_state
@@ -177,6 +178,7 @@ def _check_trainer(trainer: DictConfig) -> None:
     lightning.Trainer argument."""
     need(trainer.num_nodes >= 1, "trainer.num_nodes", trainer.num_nodes, "a positive number of nodes")
     need(trainer.log_every_n_steps >= 1, "trainer.log_every_n_steps", trainer.log_every_n_steps, "positive")
+    compile_options(trainer.compile)  # false, true or a torch.compile mode
     devices = trainer.devices
     need(devices == "auto" or OmegaConf.is_list(devices) or (isinstance(devices, int) and devices >= 1),
          "trainer.devices", devices, "a positive count, auto, or a list of device indices")

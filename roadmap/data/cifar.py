@@ -24,6 +24,8 @@ CIFAR_STATS: dict[str, tuple[Stats, Stats]] = {  # per-channel statistics of the
 class CIFARData(ImageData):
     """CIFAR-10 or CIFAR-100 (50k/10k 32x32 RGB images) through torchvision, from `root` or downloaded there."""
 
+    in_memory = True  # unpickled once into uint8 arrays: the device pipeline can serve it
+
     def __init__(
         self, *, name: Literal["cifar10", "cifar100"], root: str, download: bool, **common: Any
     ) -> None:

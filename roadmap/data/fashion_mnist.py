@@ -140,6 +140,7 @@ class FashionMNISTData(ImageData):
 
     rgb_mean = (0.2860, 0.2860, 0.2860)
     rgb_std = (0.3530, 0.3530, 0.3530)
+    in_memory = True  # decoded once into uint8 arrays: the device pipeline can serve it
 
     def __init__(self, *, root: str | None, download: bool, cache_dir: str, **common: Any) -> None:
         super().__init__(**common)

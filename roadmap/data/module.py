@@ -9,6 +9,11 @@ So that a roadmap step compares to another on exactly the same data:
 - the training data is a function of (seed, epoch): the order depends on nothing else, and each batch is
   augmented under random states seeded from its place in training. A run resumed from a checkpoint therefore
   sees the same batches as an uninterrupted one, whatever `num_workers` and `persistent_workers` are.
+
+Two pipelines make the batches (`data.pipeline`): `loader`, timm's per-image transforms in a DataLoader, for any
+data set; and `device`, for data sets held in memory, the images on the training device and the same augmentations
+drawn per sample as batched tensor operations there (roadmap/data/device.py). Left null, the pipeline is the one
+measured faster on the run's device (PIPELINE_BY_DEVICE; docs/device-data.md).
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import DataLoader, Dataset
 
 from roadmap.data.datasets import ArrayImages, EvalBatches, TrainBatches, targets_of
+from roadmap.data.device import DeviceAugment, DeviceBatches, DeviceEval, as_nchw
 from roadmap.data.sampling import EpochBatches, ValidationBatches, balanced_subset
 from roadmap.data.transforms import BatchFinish, image_transform
 from roadmap.errors import ConfigError, need
 
 log = logging.getLogger(__name__)
 Stats = tuple[float, ...]
+PIPELINES = ("loader", "device")
+# data.pipeline: null picks, per device type, the pipeline measured faster there (docs/device-data.md)
+PIPELINE_BY_DEVICE = {"cuda": "device", "cpu": "loader"}
 
 
 class ImageData(lightning.LightningDataModule):
@@ -41,6 +50,7 @@ class ImageData(lightning.LightningDataModule):
     rgb_std: Stats = IMAGENET_DEFAULT_STD
     source: str | None = None  # where the data was read from, for the run's record; set by `load_splits()`
     in_chans_choices: tuple[int, ...] | None = (1, 3)  # what `data.in_chans` may be (None: any positive count)
+    in_memory = False  # the data set is held in memory as uint8 arrays (ArrayImages): the device pipeline can serve it
 
     def __init__(
         self,
@@ -56,6 +66,7 @@ class ImageData(lightning.LightningDataModule):
         val_subset: int | None,
         augment: Mapping[str, Any],
         seed: int,
+        pipeline: str | None = None,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -69,8 +80,10 @@ class ImageData(lightning.LightningDataModule):
         self.val_subset = val_subset
         self.augment = augment
         self.seed = seed
+        self.pipeline = pipeline  # loader | device | None (the measured default of the run's device)
         self.train_set: TrainBatches | None = None
         self.val_set: EvalBatches | None = None
+        self._on_device: dict[torch.device, tuple[DeviceBatches, DeviceEval]] = {}
 
     @classmethod
     def check(cls, config: Mapping[str, Any]) -> None:
@@ -80,6 +93,12 @@ class ImageData(lightning.LightningDataModule):
         choices, in_chans = cls.in_chans_choices, config["in_chans"]
         need(in_chans in choices if choices else in_chans > 0, "data.in_chans", in_chans,
              f"one of {list(choices)}" if choices else "a positive number of channels")
+        pipeline = config.get("pipeline")
+        need(pipeline is None or pipeline in PIPELINES, "data.pipeline", pipeline,
+             f"one of {list(PIPELINES)}, or null for the measured default of the run's device")
+        need(pipeline != "device" or cls.in_memory, "data.pipeline", pipeline,
+             "loader for this data set", "The device pipeline serves data sets held in memory (Fashion-MNIST, "
+             "CIFAR); an image folder is decoded per image by the loader.")
 
     def load_splits(self) -> tuple[Dataset, Dataset]:
         """The raw (untransformed) training and validation datasets; sets `source`."""
@@ -139,6 +158,31 @@ class ImageData(lightning.LightningDataModule):
         self.val_set = EvalBatches(val_raw, val_idx, self.transform(False, channels), mode, self.finish,
                                    precompute=in_memory)
 
+    def pipeline_on(self, device: torch.device | str) -> str:
+        """The pipeline a run on `device` uses: `data.pipeline`, or where null the measured default of its type
+        (the loader for a data set not held in memory)."""
+        if not self.in_memory:
+            return "loader"
+        return self.pipeline or PIPELINE_BY_DEVICE.get(torch.device(device).type, "loader")
+
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def on_device(self, device: torch.device) -> tuple[DeviceBatches, DeviceEval]:
+        """The training and evaluation sets held on `device`, made once (after `setup()`, with the fitted recipe)."""
+        if device not in self._on_device:
+            if self.train_set is None:
+                self.setup("fit")
+            train_raw, _, train_idx, _ = self.splits
+            gray = self.in_chans == 1
+            images = as_nchw(train_raw.images[train_idx], gray)
+            augment = DeviceAugment(self.augment, self.input_size, *self.stats(self.in_chans),
+                                    fill_mean=self.stats(images.shape[1])[0])
+            self._on_device[device] = (DeviceBatches(images, self.train_set.targets, augment, self.seed, device),
+                                       DeviceEval(self.val_set, augment, device))
+        return self._on_device[device]
+
     def _resume_point(self) -> tuple[int, int]:
         """The epoch Lightning is about to run and the batches of it already trained on. After a resume the loader is
         built before `set_epoch` is called (and workers prefetch), so the sampler must start at the restored epoch,
@@ -168,6 +212,9 @@ class ImageData(lightning.LightningDataModule):
         rank, world_size = self._shard()
         epoch, start = self._resume_point()
         sampler = EpochBatches(len(self.train_set), self.batch_size, self.seed, epoch, rank, world_size, start)
+        device = self._device()
+        if self.pipeline_on(device) == "device":  # batches made on the device, in this process
+            return DataLoader(self.on_device(device)[0], batch_size=None, sampler=sampler)
         return DataLoader(self.train_set, batch_size=None, sampler=sampler, generator=sampler.generator,
                           **self._loader_options())
 
@@ -175,6 +222,9 @@ class ImageData(lightning.LightningDataModule):
         if self.val_set is None:
             self.setup("validate")
         sampler = ValidationBatches(len(self.val_set), self.batch_size, *self._shard())
+        device = self._device()
+        if self.pipeline_on(device) == "device":
+            return DataLoader(self.on_device(device)[1], batch_size=None, sampler=sampler)
         return DataLoader(self.val_set, batch_size=None, sampler=sampler, **self._loader_options())
 
     def _loader_options(self) -> dict[str, Any]:
