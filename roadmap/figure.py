@@ -4,6 +4,9 @@ folder's records alone, so a figure never needs a training run: `python scripts/
 import argparse
 import itertools
 import math
+import statistics
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib as mpl
@@ -19,8 +22,8 @@ from matplotlib.ticker import FixedLocator, FormatStrFormatter, MaxNLocator, Nul
 from roadmap.calibration import CENTRE
 from roadmap.labels import STUDIES
 from roadmap.results.records import RECORDS, load_records
-from roadmap.results.stats import aggregate, compare_folder
-from roadmap.steps import ROADMAP, STEPS
+from roadmap.results.stats import SHARED, aggregate, compare_folder
+from roadmap.steps import GOAL, ROADMAP, STEPS
 
 STYLE = {
     "font.size": 10,
@@ -31,6 +34,7 @@ GROUPS = tuple(dict.fromkeys(step.group for step in ROADMAP))
 GROUP_COLORS = dict(zip(GROUPS, mpl.colormaps["Dark2"].colors, strict=False))
 STAR = "#5b7fc7"  # Figure 2's light blue for the FLOPs line
 PAPER_GRAY = "0.8"
+GOAL_COLOR = "#e07b54"  # Figure 2's salmon for Swin
 HATCH = "///"  # the steps the roadmap tried and did not adopt, as in Figure 2
 # Where a point's label may go, in points from the point, in order of preference: nearest first, right before left.
 LABEL_OFFSETS = sorted(((dx, dy) for dx in (8, -8, 18, -18, 32, -32, 50, -50)
@@ -92,12 +96,14 @@ def _group_brackets(ax: Axes, rows: list[dict]) -> None:
                 va="center", fontsize=11, linespacing=1.1)
 
 
-def _our_bars(ax: Axes, rows: list[dict]) -> list[tuple[float, float, float, float]]:
-    """Our mean top-1 per step as Figure 2's bars, purple darkening down the roadmap; returns the bar colours."""
+def _our_bars(ax: Axes, rows: list[dict], also: Sequence[float] = ()) -> list[tuple[float, float, float, float]]:
+    """Our mean top-1 per step as Figure 2's bars, purple darkening down the roadmap, the axis spanning the values
+    `also` too; returns the bar colours."""
     n = len(rows)
     mean = [row["top1_mean"] for row in rows]
     sd = [row["top1_sd"] or 0.0 for row in rows]
-    low, high = min(m - s for m, s in zip(mean, sd, strict=True)), max(m + s for m, s in zip(mean, sd, strict=True))
+    ends = [*(m - s for m, s in zip(mean, sd, strict=True)), *(m + s for m, s in zip(mean, sd, strict=True)), *also]
+    low, high = min(ends), max(ends)
     left = math.floor(low - 0.25 * max(high - low, 2.0))
     ax.set_xlim(left, left + (high - left) / 0.56)  # bars and their labels in the left 62%, the stars after
     colors = [mpl.colormaps["Purples"](0.45 + 0.45 * i / max(n - 1, 1)) for i in range(n)]
@@ -161,14 +167,49 @@ def _paper_bars(ax: Axes, rows: list[dict]) -> None:
     ax.set_xlabel(f"paper's top-1 (%)\nImageNet-1K, 224 px\n{rows[0]['regime']} regime", color="0.3")
 
 
+def goal_runs(folder: Path, rows: list[dict]) -> dict | None:
+    """The runs in `folder` of the model Figure 2 draws the roadmap against (Swin-T; Swin-B in the ResNet-200
+    regime) that share the rows' data set, scale, regime and input size: its name, top-1 mean and sd over its
+    seeds, its GFLOPs, and the paper's top-1 for it; None, with a warning, where there are none."""
+    name, paper = GOAL[rows[0]["regime"]]
+    runs = [r for r in load_records(folder, roadmap_only=False)
+            if r.get("model_name") == name and all(r[key] == rows[0][key] for key in SHARED)]
+    if not runs:
+        warnings.warn(f"no {name} records in {folder} at the roadmap's " +
+                      ", ".join(f"{key} {rows[0][key]}" for key in SHARED) + ": the figure has no goal line",
+                      stacklevel=2)
+        return None
+    top1 = [r["top1"] for r in runs]
+    return {"name": name, "top1_mean": statistics.fmean(top1), "seeds": len(runs), "gflops": runs[0]["gflops"],
+            "input_size": runs[0]["input_size"],
+            "top1_sd": statistics.stdev(top1) if len(top1) > 1 else None, "paper_top1": paper.top1}
+
+
+def _goal_lines(ax: Axes, paper_ax: Axes, goal: dict) -> list[Line2D]:
+    """Figure 2's goal, as lines across both panels: the goal model's top-1 from its own runs (a band of ± sd)
+    across our bars, the paper's across the paper's; returns their legend entries."""
+    label = goal["name"].replace("_", "-").title()  # swin_t: Swin-T
+    mean, sd = goal["top1_mean"], goal["top1_sd"]
+    ax.axvline(mean, color=GOAL_COLOR, ls="--", lw=1.4, zorder=3)
+    if sd:
+        ax.axvspan(mean - sd, mean + sd, color=GOAL_COLOR, alpha=0.15, lw=0, zorder=0)
+    paper_ax.axvline(goal["paper_top1"], color=GOAL_COLOR, ls="--", lw=1.4, zorder=3)
+    flops, unit = _flops([goal])
+    spread = "" if sd is None else f" ± {sd:.2f}"
+    return [Line2D([], [], color=GOAL_COLOR, ls="--", lw=1.4,
+                   label=f"{label}, its own runs: {mean:.2f}{spread} ({goal['seeds']} seed{'s' * (goal['seeds'] > 1)}"
+                   f", {flops[0]:.3g} {unit.split()[0]}); the paper's: {goal['paper_top1']:.1f}")]
+
+
 @mpl.rc_context(STYLE)
-def roadmap_figure(rows: list[dict], out_base: Path) -> None:
+def roadmap_figure(rows: list[dict], out_base: Path, goal: dict | None = None) -> None:
     """Figure 2's layout for our runs: a bar per step (mean top-1, sd error bars), FLOPs as stars on a top axis,
-    and the paper's ImageNet top-1 in a panel of its own, since the two data sets' accuracies share no scale."""
-    fig = _figure(11, 0.42 * len(rows) + 2.4)
+    and the paper's ImageNet top-1 in a panel of its own, since the two data sets' accuracies share no scale;
+    with `goal` (`goal_runs`), Swin's top-1 as a line across each, as Figure 2 draws Swin-T's 81.3."""
+    fig = _figure(11, 0.42 * len(rows) + 2.4 + 0.3 * (goal is not None))
     groups_ax, ax, paper_ax = fig.subplots(1, 3, sharey=True, gridspec_kw={"width_ratios": [0.9, 4.8, 1.6]})
     _group_brackets(groups_ax, rows)
-    colors = _our_bars(ax, rows)
+    colors = _our_bars(ax, rows, [goal["top1_mean"]] if goal else ())
     unit = _flops_stars(ax.twiny(), rows)
     _paper_bars(paper_ax, rows)
     middle = colors[len(colors) // 2]
@@ -179,7 +220,10 @@ def roadmap_figure(rows: list[dict], out_base: Path) -> None:
         Line2D([], [], color=STAR, ls="--", marker="*", ms=11, mec="white", label=unit),
         Patch(color=PAPER_GRAY, label="paper's top-1 (ImageNet-1K)"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=9)
+    if goal:
+        handles += _goal_lines(ax, paper_ax, goal)
+    fig.legend(handles=handles, loc="outside lower center", ncols=3 if goal else len(handles), frameon=False,
+               fontsize=9)
     fig.suptitle(f"ResNet → ConvNeXt roadmap: {_context(rows)}", fontsize=12)
     _save(fig, out_base)
 
@@ -403,6 +447,10 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"an experiment folder: reads its {RECORDS}/*.json, writes the figures beside them")
     parser.add_argument("--reference", metavar="NAME",
                         help="an ablation study: draw each variant's change from the run named NAME (ablation.png)")
+    parser.add_argument("--goal", type=Path, metavar="RECORDS",
+                        help="the roadmap figure: draw Swin's top-1 (Swin-T; Swin-B in the ResNet-200 regime) from "
+                        "its records in RECORDS as a line, as Figure 2 draws Swin-T's (e.g. experiments/attention/"
+                        "records)")
     parser.add_argument("--wandb", metavar="STUDY", choices=STUDIES,
                         help="then log the figures and the table to wandb as the summary run of STUDY (the study of "
                         "records that do not name theirs), with conf/logger's settings (offline by default)")
@@ -418,8 +466,9 @@ def main(argv: list[str] | None = None) -> None:
         rows = aggregate(load_records(folder))
         if not rows:
             raise SystemExit(f"no completed records in {folder}")
-        for name, draw in zip(ROADMAP_FIGURES, (roadmap_figure, accuracy_vs_gflops, accuracy_vs_throughput),
-                              strict=True):
+        goal = goal_runs(args.goal, rows) if args.goal else None
+        roadmap_figure(rows, args.experiment / ROADMAP_FIGURES[0], goal)
+        for name, draw in zip(ROADMAP_FIGURES[1:], (accuracy_vs_gflops, accuracy_vs_throughput), strict=True):
             draw(rows, args.experiment / name)
         names = ROADMAP_FIGURES
     if args.wandb:

@@ -61,6 +61,10 @@ ROADMAP: tuple[Step, ...] = (
     _step("separate_downsampling", "layer_norm", "micro design", "2.6", P(81.97, 4.49), P(83.60, 15.35)),
 )
 STEPS: dict[str, Step] = {step.name: step for step in ROADMAP}
+# The goal line each regime's roadmap is drawn against (Figure 2): Swin-T for ConvNeXt-T, Swin-B for ConvNeXt-B
+# (Table 11's last row). A named model of its own (conf/model/swin_*.yaml), never a step.
+GOAL: dict[str, tuple[str, PaperValue]] = {"resnet50": ("swin_t", P(81.30, 4.50)),
+                                           "resnet200": ("swin_b", P(83.50, 15.43))}
 ORDER = {step.name: i for i, step in enumerate(ROADMAP)}  # a step's position in the roadmap
 
 

@@ -112,7 +112,8 @@ def compare(records: list[dict], reference: str = FINAL_STEP, failures: list[dic
         first = runs[min(runs)]
         rows.append({
             "name": name,
-            "change": _difference(first["deltas"], base_deltas),
+            # a named model (swin_t) is no set of deltas on the reference's: it is itself
+            "change": first["name"] if first.get("model_name") else _difference(first["deltas"], base_deltas),
             "seeds": len(runs),
             "top1_mean": top1_mean,
             "top1_sd": top1_sd,
