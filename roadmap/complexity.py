@@ -3,16 +3,20 @@
 FLOPs are counted by fvcore, where one multiply-add is one FLOP. fvcore also gives norm layers a
 rough cost (2 per element for BatchNorm in eval mode, 5 for LayerNorm); the paper's tables count
 only convolutions and linear layers, so ``gflops`` does too, and ``gflops_with_norms`` keeps
-fvcore's full total for comparison with other counters.
+fvcore's full total for comparison with other counters. Attention's two products (queries by keys, weights by
+values) are multiply-adds too: fvcore counts them as matmuls, and, where attention runs fused (PyTorch's
+scaled_dot_product_attention, which fvcore does not know), `_attention_flops` counts the same.
 """
 
 import argparse
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from fvcore.nn import FlopCountAnalysis
+from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
 from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
@@ -21,7 +25,8 @@ from roadmap.results.records import atomic_write_text
 from roadmap.results.tables import to_csv
 from roadmap.steps import REGIMES, ROADMAP
 
-WEIGHT_OPS = ("conv", "linear", "matmul", "addmm", "bmm", "einsum")  # fvcore's names of multiply-add ops
+# fvcore's names of multiply-add ops
+WEIGHT_OPS = ("conv", "linear", "matmul", "addmm", "bmm", "einsum", "scaled_dot_product_attention")
 OUT_DIR = Path("experiments/complexity")
 
 
@@ -30,6 +35,13 @@ class Complexity:
     params: int
     gflops: float  # convolutions and linear layers: the paper's convention
     gflops_with_norms: float  # fvcore's full count
+
+
+def _attention_flops(inputs: list, outputs: list) -> int:
+    """aten::scaled_dot_product_attention (queries (..., L, E), keys (..., S, E), values (..., S, Ev)): L x S x E
+    multiply-adds for the scores and L x S x Ev for the weighted sum, as the unfused matmuls count."""
+    query, key, value = (get_shape(v) for v in inputs[:3])
+    return math.prod(query[:-1]) * key[-2] * (query[-1] + value[-1])
 
 
 def count_params(model: nn.Module) -> int:
@@ -49,6 +61,7 @@ def complexity(model: nn.Module, input_size: int = 224, in_chans: int = 3) -> Co
     try:
         x = torch.zeros(1, in_chans, input_size, input_size)
         flops = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        flops.set_op_handle("aten::scaled_dot_product_attention", _attention_flops)
         by_op = flops.by_operator()
     finally:
         for conv in convs:

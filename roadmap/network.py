@@ -12,6 +12,9 @@ of :class:`RoadmapNet`. Its defaults are torchvision's ResNet-50; the paper's Co
 "Width" follows the paper: it is the channel count the roadmap talks about ("width 64 -> 96").
 A bottleneck block of width w maps ``expansion * w`` channels to ``expansion * w`` through ``w``;
 an inverted bottleneck of width w maps ``w`` to ``w`` through ``expansion * w``.
+
+Beyond the paper's path, ``spatial_mixer="window_attention"`` puts Swin's window self-attention
+(roadmap/attention.py) where the spatial conv was.
 """
 
 import inspect
@@ -26,6 +29,7 @@ from timm.layers import DropPath, LayerNorm2d, LayerScale, LayerScale2d
 from torch import nn
 from torchvision.ops.misc import Permute
 
+from roadmap.attention import WindowMixer
 from roadmap.weights import load_state, read_state
 
 Layout = Literal["first", "last"]  # channels-first (N, C, H, W) or channels-last (N, H, W, C)
@@ -40,6 +44,7 @@ CHOICES = {
     "norm_placement": ("after_every_conv", "one_per_block"),
     "downsampling": ("stride", "separate"),
     "pointwise": ("conv", "linear"),
+    "spatial_mixer": (None, "conv", "window_attention"),  # None: conv, the configs' default (conf/model/resnet.yaml)
 }
 LN_EPS = 1e-6  # ConvNeXt's LayerNorm epsilon; BatchNorm keeps torch's 1e-5 like torchvision
 
@@ -73,9 +78,30 @@ def _validate(args: dict[str, Any]) -> None:
     scale = args["layer_scale_init"]
     _check("layer_scale_init", scale is None or (isinstance(scale, (int, float)) and scale > 0),
            "a positive float, or null for no layer scale", scale)
+    if args["spatial_mixer"] == "window_attention":
+        _check_attention(args)
     weights = args["weights"]
     _check("weights", weights is None or (isinstance(weights, (str, os.PathLike)) and Path(weights).is_file()),
            "null or a weights file", weights)
+
+
+def _check_attention(args: dict[str, Any]) -> None:
+    """Window attention takes the place of a spatial conv that comes first in the block (Section 2.5's move): in
+    the middle of a bottleneck it would mix the wide hidden layer's channels, which Swin's blocks never do. Its
+    heads are given per stage, and divide the channels of every block it serves."""
+    _check("spatial_mixer", args["spatial_position"] == "first",
+           "conv while the spatial layer sits between the 1x1 layers (spatial_position='middle'): window attention "
+           "replaces a spatial conv that comes first in the block. Apply window_attention from the move_up_dwconv "
+           "step on (+step=move_up_dwconv, kernel_7, ..., separate_downsampling)", args["spatial_mixer"])
+    heads, widths = args["num_heads"], args["widths"]
+    _check("num_heads", heads is not None and len(heads) == len(widths) and all(_is_int(h) and h > 0 for h in heads),
+           f"a list of positive ints, one per stage ({len(widths)}), for spatial_mixer='window_attention'", heads)
+    expansion = args["expansion"] if args["block"] == "bottleneck" else 1
+    # the channels each stage's attention sees: its blocks' (the first block of stage 1 takes the stem's width)
+    channels = [{w * expansion} | ({widths[0]} if i == 0 else set()) for i, w in enumerate(widths)]
+    _check("num_heads", all(c % h == 0 for h, chs in zip(heads, channels, strict=True) for c in chs),
+           f"head counts that divide each stage's channels {[sorted(chs) for chs in channels]} (Swin-T's [3, 6, 12, "
+           "24] for widths 96-768, Swin-B's [4, 8, 16, 32] for 128-1024)", heads)
 
 
 def check_arguments(**kwargs: Any) -> dict[str, Any]:
@@ -184,6 +210,9 @@ class Block(nn.Module):
         pointwise: str,
         layer_scale_init: float | None,
         drop_path: float,
+        spatial_mixer: str | None = None,
+        num_heads: int | None = None,
+        shifted: bool = False,
     ) -> None:
         super().__init__()
         names = layer_order(spatial_position, norm_placement, activation_placement)
@@ -202,7 +231,9 @@ class Block(nn.Module):
             # A conv followed by BatchNorm needs no bias: BN removes any per-channel offset.
             following = names[i + 1] if i + 1 < len(names) else ""
             bias = not (norm == "batch" and following.endswith("norm"))
-            if name == "spatial":
+            if name == "spatial" and spatial_mixer == "window_attention" and stride == 1:
+                add(name, WindowMixer(chs, num_heads, kernel_size, shifted), "last")
+            elif name == "spatial":  # under window attention too where it strides: attention does not downsample
                 groups = chs if depthwise else 1
                 conv = SpatialConv if stride == 1 else nn.Conv2d
                 add(name, conv(chs, chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias), "first")
@@ -278,6 +309,12 @@ class RoadmapNet(nn.Module):
         drop_path_rate: stochastic depth rate of the last block; it grows linearly from 0 at the first.
         pointwise: 1x1 layers as ``conv`` (``nn.Conv2d`` on channels-first tensors) or ``linear``
             (``nn.Linear`` on channels-last tensors); the same function either way.
+        spatial_mixer: ``conv`` (or ``None``) for the spatial conv; ``window_attention`` for Swin's (shifted) window
+            multi-head self-attention in its place, its window ``kernel_size`` where the stage's map allows
+            (roadmap/attention.py states the rule). It needs ``spatial_position="first"``. A block whose conv
+            strides (``downsampling="stride"``) keeps it: attention does not downsample.
+        num_heads: attention heads per stage, for ``window_attention`` (Swin-T's 3, 6, 12, 24: 32 channels a head
+            at widths 96-768).
         in_chans: input image channels.
         num_classes: classifier outputs.
         weights: a checkpoint to start from, loaded by name (roadmap/weights.py): torchvision's ResNet-50, timm's
@@ -303,6 +340,8 @@ class RoadmapNet(nn.Module):
         layer_scale_init: float | None = None,
         drop_path_rate: float = 0.0,
         pointwise: str = "conv",
+        spatial_mixer: str | None = "conv",
+        num_heads: Sequence[int] | None = None,
         in_chans: int = 3,
         num_classes: int = 1000,
         weights: str | os.PathLike | None = None,
@@ -346,6 +385,8 @@ class RoadmapNet(nn.Module):
                     spatial_position=spatial_position, activation=activation,
                     activation_placement=activation_placement, norm=norm, norm_placement=norm_placement,
                     pointwise=pointwise, layer_scale_init=layer_scale_init, drop_path=rates.pop(0),
+                    spatial_mixer=spatial_mixer, num_heads=num_heads[i] if num_heads else None,
+                    shifted=j % 2 == 1,  # Swin: regular windows, then windows shifted by half their size
                 ))
                 chs = stage_chs(width)
             stages.append(nn.Sequential(OrderedDict(downsample=downsample, blocks=nn.Sequential(*blocks))))
@@ -362,6 +403,11 @@ class RoadmapNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters timm's optimizer factory keeps out of weight decay beside the 1-D ones: window attention's
+        relative position bias tables, as Swin's own training leaves them (timm's SwinTransformer.no_weight_decay)."""
+        return {name for name, _ in self.named_parameters() if name.endswith("relative_position_bias_table")}
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -41,6 +41,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from roadmap import schema
 from roadmap.ablation import check_combination
+from roadmap.attention import check_swin_arguments, check_windows
 from roadmap.budget import check_rules
 from roadmap.config import build_model, scaled_widths
 from roadmap.errors import ConfigError, need
@@ -51,7 +52,8 @@ from roadmap.recipe import check_mixup_batch, check_recipe, lr_rule
 from roadmap.weights import fitted_state, read_state
 
 log = logging.getLogger(__name__)
-NETWORK = "roadmap.network.RoadmapNet"  # what every conf/model/ file builds
+NETWORK = "roadmap.network.RoadmapNet"  # what every conf/model/ file builds, but Swin's
+SWIN = "roadmap.attention.swin_transformer"  # conf/model/swin_*.yaml: timm's Swin Transformer
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -149,14 +151,17 @@ def _check_model(cfg: DictConfig) -> None:
     """The network's arguments at the run's scale, checked as the network checks them, without building it; and an
     input from which every stage keeps at least one pixel."""
     args = OmegaConf.to_container(cfg.model, resolve=True)
-    need(args.pop("_target_") == NETWORK, "model._target_", cfg.model._target_, NETWORK)
+    target = args.pop("_target_")
+    need(target in (NETWORK, SWIN), "model._target_", cfg.model._target_, f"{NETWORK} or {SWIN}")
     args["widths"] = scaled_widths(cfg)
     if args["num_classes"] is None:  # data.num_classes: null, counted from the data set's class folders later
         args["num_classes"] = 1
     try:
-        args = check_arguments(**args)
+        args = (check_swin_arguments if target == SWIN else check_arguments)(**args)
     except ValueError as error:
         raise ConfigError(f"model: {error}") from None
+    if target == SWIN:  # its input size and windows are among its arguments
+        return
     if args["weights"] is not None:  # the weights' names and shapes against the network's, built without memory
         with torch.device("meta"):
             net = RoadmapNet(**{**args, "weights": None})
@@ -171,6 +176,11 @@ def _check_model(cfg: DictConfig) -> None:
         smallest = next(size for size in count(cfg.data.input_size) if sizes(size)[-1] >= 1)
         need(False, key, cfg.data.input_size, "large enough that the network's last stage sees at least one pixel "
              f"(its stages would see {sizes(cfg.data.input_size)} px)", f"Use {key}={smallest} or more.")
+    if args["spatial_mixer"] == "window_attention":
+        try:
+            check_windows(sizes(cfg.data.input_size), args["kernel_size"])
+        except ValueError as error:
+            raise ConfigError(f"model: {error}") from None
 
 
 def _check_trainer(trainer: DictConfig) -> None:
