@@ -43,6 +43,9 @@ class EMA(Callback):
         self.ema.to(pl_module.device)  # the strategy has placed the module by now
         self.top1.to(pl_module.device)
 
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.on_fit_start(trainer, pl_module)  # also where only validate runs: a finished job's record (train.fit)
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         if trainer.global_step > self.updates:  # an optimizer step has just been taken

@@ -16,10 +16,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from roadmap.budget import Budget, fit_recipe
+from roadmap.checkpoints import AtomicCheckpointIO, flaw, newest_sound, training_finished, unlink_links, unsound
 from roadmap.complexity import complexity
 from roadmap.config import build_model
 from roadmap.data import count_classes
@@ -27,7 +29,7 @@ from roadmap.ema import EMA
 from roadmap.errors import ConfigError
 from roadmap.labels import labels, wandb_group
 from roadmap.module import RoadmapModule, compile_options
-from roadmap.preemption import INTERRUPTED, Requeue, submitit_signal
+from roadmap.preemption import Requeue, submitit_signal
 from roadmap.recipe import accumulation, ema_decay, scaled_lr
 from roadmap.results.records import atomic_write_text
 from roadmap.system import device_name, git_commit, peak_memory_mb, reset_peak_memory
@@ -58,23 +60,35 @@ def same_config(recorded: Any, composed: Any) -> bool:
     return recorded == composed
 
 
+class OtherConfigRecord(ConfigError):
+    """The job's folder holds the completed record of another config: refused, never overwritten."""
+
+
 def skip_or_continue(cfg: DictConfig, out_dir: Path) -> bool:
     """For a study run again into the same folders (`make roadmap` after an interruption): True when this job's
-    completed record is already in `out_dir`, so the job is skipped; an interrupted job continues from its last
-    checkpoint (`cfg.resume` is set). A record of another config in `out_dir` is refused, never overwritten."""
+    completed record is already in `out_dir`, so the job is skipped; an interrupted job continues from its newest
+    sound checkpoint (`cfg.resume` is set; roadmap/checkpoints.py), which may be its last, so that only its record is
+    left to write. A record of another config in `out_dir` is refused, never overwritten. Run by the folder's one
+    writer (roadmap/lock.py)."""
     path = out_dir / "result.json"
     if path.is_file():
         record = json.loads(path.read_text())
         if record.get("status") == "completed":
             if not same_config(record.get("config"), composed_config(cfg)):
-                raise ValueError(f"{path} holds the completed record of another config; point this run at another "
-                                 "folder (hydra.sweep.dir=...) or move that one away.")
+                raise OtherConfigRecord(
+                    f"{path} holds the completed record of another config; point this run at another folder "
+                    "(hydra.run.dir=..., or hydra.sweep.dir=... in a multirun) or move that one away.")
             log.info("%s seed %s is already completed in %s: skipped", cfg.name, cfg.seed, out_dir)
             return True
-    # The newest of the last epoch's checkpoint and the one saved when the job was told to stop (roadmap/preemption.py).
-    saved = [p for p in (out_dir / "checkpoints" / "last.ckpt", out_dir / "checkpoints" / INTERRUPTED) if p.exists()]
-    if cfg.resume is None and saved:
-        checkpoint = max(saved, key=lambda p: p.stat().st_mtime)
+    if cfg.resume is not None:  # given on the command line: used as it is, or refused
+        reason = flaw(Path(cfg.resume))
+        if reason is not None:
+            raise ConfigError(f"resume={cfg.resume} cannot be resumed from: {reason}. Pass another checkpoint, or "
+                              "resume=null to continue from the run folder's newest sound one.")
+        return False
+    # The last epoch's checkpoint, or the one saved when the job was told to stop (roadmap/preemption.py).
+    checkpoint = newest_sound(out_dir / "checkpoints")
+    if checkpoint is not None:
         log.info("%s seed %s was interrupted: continuing from %s", cfg.name, cfg.seed, checkpoint)
         cfg.resume = str(checkpoint)
     return False
@@ -104,7 +118,10 @@ class Recorder(Callback):
     """Times the training batches and, when training ends, writes the run's record (rank 0 only).
 
     It runs inside the training processes, so that a run under DDP (spawned or launched by srun) writes
-    exactly one record, with the metrics over the whole validation set.
+    exactly one record, with the metrics over the whole validation set. Its clocks are saved in each checkpoint, so
+    that a resumed run's throughput counts the batches trained before the interruption too. A job resumed from the
+    checkpoint of its last epoch has nothing left to train: it is validated from that checkpoint instead, and the
+    record is written when that validation ends.
     """
 
     def __init__(self, cfg: DictConfig, out_dir: Path, started: float, run: dict[str, Any], warmup: int = 5) -> None:
@@ -146,6 +163,13 @@ class Recorder(Callback):
             torch.cuda.synchronize()
         return time.perf_counter()
 
+    def state_dict(self) -> dict[str, Any]:
+        self._stop_clocks()  # a checkpoint within an epoch; the next batch starts them again
+        return {"clocks": self.clocks}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.clocks = state_dict["clocks"]
+
     @property
     def images_per_second(self) -> float | None:
         """This process's training images per second, leaving out the first `warmup` batches when there are more."""
@@ -153,6 +177,14 @@ class Recorder(Callback):
         return images / seconds if seconds else None
 
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.write(trainer, module)
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:  # a finished job's checkpoint, validated for its record
+            self.write(trainer, module)
+
+    def write(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """The record, from the last validation's metrics, written to result.json by the process of rank 0."""
         if not trainer.is_global_zero:
             return
         cfg = self.cfg
@@ -185,6 +217,9 @@ class Recorder(Callback):
             # UTC, ISO 8601: a study's wall time reads off its records (this process's start, for a resumed job).
             "started_at": utc_iso(self.started),
             "finished_at": utc_iso(time.time()),
+            # What this process continued from, and the checkpoints found unsound and moved aside (never trusted).
+            "resumed_from": cfg.resume and _relative(Path(cfg.resume), self.out_dir),
+            "skipped_checkpoints": [_relative(p, self.out_dir) for p in unsound(self.out_dir / "checkpoints")],
             **self.run,
             "git_commit": git_commit(),
             **labels(cfg),
@@ -194,6 +229,12 @@ class Recorder(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):  # the figures a dashboard compares runs by, one value per run
                 logger.experiment.summary.update({key: record[key] for key in SUMMARY})
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """`path` as seen from `folder` where it lies within, so that a record moved with its folder still names it."""
+    path, folder = path.absolute(), folder.absolute()
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
 
 
 def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callbacks: Sequence[Callback]) -> L.Trainer:
@@ -211,6 +252,7 @@ def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callback
                                    save_on_train_epoch_end=True),  # also in the epochs that skip validation
                    TQDMProgressBar(refresh_rate=10), *callbacks],
         default_root_dir=out_dir, num_sanity_val_steps=0, enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],  # a kill during a save never leaves a torn checkpoint (roadmap/checkpoints.py)
         use_distributed_sampler=False,  # the data module shards itself, without counting padding twice
     )
     if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
@@ -267,14 +309,23 @@ def add_run_callbacks(trainer: L.Trainer, cfg: DictConfig, model: nn.Module, out
         trainer.callbacks.append(Requeue(signum, out_dir / "checkpoints"))
 
 
-def fit(trainer: L.Trainer, module: RoadmapModule, datamodule: L.LightningDataModule, resume: str | None) -> None:
-    """Lightning's fit, with one wandb run per job even when the job fails."""
+def fit(trainer: L.Trainer, module: RoadmapModule, datamodule: L.LightningDataModule, resume: str | None,
+        epochs: int) -> None:
+    """Lightning's fit, with one wandb run per job even when the job fails. From a checkpoint saved after the last
+    epoch (a job killed before its record), the checkpoint is validated instead: the weights, the EMA's and the loss
+    curve are those the last epoch's validation saw, so the record's numbers are the uninterrupted run's."""
     try:
         with warnings.catch_warnings():
             # A run resumed within an epoch skips the batches it trained on in the sampler (data.ImageData), which
             # Lightning cannot see, so its warning that the loader cannot resume does not apply.
             warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+            if resume is not None and training_finished(Path(resume), epochs):
+                log.info("%s holds the finished training: validating it for the record", resume)
+                trainer.validate(module, datamodule=datamodule, ckpt_path=resume, verbose=False)
+            else:
+                if resume is not None:
+                    unlink_links(Path(resume).parent)
+                trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     finally:
         # wandb is imported by the WandbLogger only: a run without it trains where wandb is not installed
         wandb = sys.modules.get("wandb")
@@ -307,10 +358,11 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
         model.to(memory_format=torch.channels_last)
     if cfg.trainer.compile:  # in place: the state dict, and so the checkpoints, keep their keys
         model.compile(**compile_options(cfg.trainer.compile))
-    fit(trainer, module, datamodule, cfg.resume)
-    if trainer.interrupted or not (out_dir / "result.json").is_file():
-        raise RuntimeError(f"training stopped before its end; continue it with resume={out_dir}/checkpoints/last.ckpt")
-    record = json.loads((out_dir / "result.json").read_text())
-    log.info("%s seed %d: top-1 %.2f%%, top-5 %.2f%%, %s", cfg.name, cfg.seed, record["top1"], record["top5"],
-             out_dir / "result.json")
+    fit(trainer, module, datamodule, cfg.resume, cfg.scale.epochs)
+    path = out_dir / "result.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}  # a failed one may be left from an earlier try
+    if trainer.interrupted or record.get("status") != "completed":
+        raise RuntimeError(f"training stopped before its end; run the same command again to continue it from its "
+                           f"newest checkpoint in {out_dir / 'checkpoints'}")
+    log.info("%s seed %d: top-1 %.2f%%, top-5 %.2f%%, %s", cfg.name, cfg.seed, record["top1"], record["top5"], path)
     return record
