@@ -6,7 +6,9 @@ job of its sweep before the first one trains (roadmap/validation.py). A bad valu
 message naming it and the fix, without a traceback. In a multirun a job failing later writes a failed record and
 the others go on; the multirun still exits non-zero at the end. Run again into the same folders (a fixed
 `hydra.sweep.dir`, as the Makefile's studies use), a job whose completed record is there is skipped and an
-interrupted one continues from its last checkpoint, so a study can run in pieces.
+interrupted one continues from its newest sound checkpoint, so a study can run in pieces and survive a kill at any
+moment. A job holds its folder's lock while it runs (roadmap/lock.py): a second copy of the study skips the jobs
+the first is running and takes the others, so that two copies finish a study between them (docs/crash-safety.md).
 """
 
 import logging
@@ -18,27 +20,46 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from roadmap.errors import ConfigError
-from roadmap.results.failures import write_failure
-from roadmap.train import skip_or_continue, train
+from roadmap.lock import FolderHeld, hold
+from roadmap.results.failures import Refusal, write_failure
+from roadmap.train import OtherConfigRecord, skip_or_continue, train
 
 log = logging.getLogger("run")
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> Refusal | None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        with hold(out_dir):
+            return run_job(cfg, out_dir, multirun)
+    except FolderHeld as held:
+        if multirun:  # the holder finishes this job: no failure, and on to the next
+            log.warning("job %s: %s", hydra_cfg.job.num, held)
+            return None
+        raise SystemExit(f"Error: {held}") from None
+
+
+def run_job(cfg: DictConfig, out_dir: Path, multirun: bool) -> Refusal | None:
+    """Skip, continue or train the job in `out_dir`, which this process holds; in a multirun, a failure is written
+    as the job's record, or, where the folder holds another config's record, returned (roadmap.results.failures)."""
     try:
         if not skip_or_continue(cfg, out_dir):
             train(cfg, out_dir)
     except Exception as error:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            log.error("job %s failed: %s", hydra_cfg.job.num, error)
+        if multirun and isinstance(error, OtherConfigRecord):  # that record is left as it is
+            log.error("job %s refused: %s", HydraConfig.get().job.num, error)
+            return Refusal(error)
+        if multirun:
+            log.error("job %s failed: %s", HydraConfig.get().job.num, error)
             write_failure(out_dir, cfg, error)
         elif isinstance(error, ConfigError):  # the message names the key or file and the fix; a traceback would bury it
             raise SystemExit(f"Error: {error}") from None
         else:
             raise
+    return None
 
 
 if __name__ == "__main__":
