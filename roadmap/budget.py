@@ -8,7 +8,8 @@ by one rule each, with its reason:
 - always: the run's epochs replace the recipe's; warm-up and the step schedule's drops keep their fraction of
   training;
 - the rules a scale turns on in `scale.budget` (conf/scale/*.yaml); `scale=paper` turns none on, since it trains
-  for the recipe's own length.
+  for the recipe's own length. A rule is on (`true`) or off; the regularization rule may also name how it weakens
+  the regularisers (`linear`, which `true` means, or `sqrt`).
 
 `fit_recipe` returns the recipe the run uses and every value it changed, `{key: {"recipe": ..., "used": ...}}`,
 which the run's record keeps.
@@ -106,7 +107,11 @@ def ema_horizon(recipe: Recipe, budget: Budget) -> None:
     recipe["ema"]["decay"] = 1 - (1 - recipe["ema"]["decay"]) * budget.recipe_steps / budget.steps
 
 
-def regularization(recipe: Recipe, budget: Budget) -> None:
+# How the regularization rule turns the run's share of the recipe's epochs into the regularisers' strength.
+STRENGTHS: dict[str, Callable[[float], float]] = {"linear": lambda share: share, "sqrt": math.sqrt}
+
+
+def regularization(recipe: Recipe, budget: Budget, strength: str = "linear") -> None:
     """Every regulariser at a strength in proportion to how often the run shows each image, against the recipe.
 
     Augmentation and regularisation trade slower learning for less overfitting, and their strengths were set for
@@ -119,10 +124,16 @@ def regularization(recipe: Recipe, budget: Budget) -> None:
     random-resized crop's range of areas shrinks by s towards the area of the evaluation's centre crop (0.875^2 of
     the image), and its range of aspect ratios towards 1: at none, crops show objects at the size and shape
     evaluation does (FixRes, Touvron et al. 2019), which a plain resize of the whole image would not.
+
+    `strength` "sqrt" weakens them less: s = sqrt(run epochs / recipe epochs). At one pass the linear rule leaves the
+    modern recipe with next to no augmentation (Mixup's chance 0.003, crops of 99.7-100 % of the image), which
+    suits a run that cannot overfit; over several passes (a GPU rung's ten: s = 0.033 linear, 0.18 sqrt) the
+    square root lets the recipe step test some of the recipe's augmentation. Which suits a rung is the
+    calibration's to measure (conf/calibration/gpu_rung/).
     """
     if budget.epochs >= budget.recipe_epochs:
         return
-    s = budget.epochs / budget.recipe_epochs
+    s = STRENGTHS[strength](budget.epochs / budget.recipe_epochs)
     aug = recipe["augment"]
     evaluated = aug["eval_resize_ratio"] ** 2
     smallest, largest = aug["train_crop_scale"]
@@ -155,14 +166,20 @@ RULES: dict[str, Callable[[Recipe, Budget], None]] = {
 }
 
 
+VARIANTS: dict[str, Mapping[str, Any]] = {"regularization": STRENGTHS}  # rules that may name how they act
+
+
 def check_rules(rules: Mapping[str, Any]) -> None:
-    """Fail on a `scale.budget` key that is not a rule, or a value that is not true or false."""
+    """Fail on a `scale.budget` key that is not a rule, or a value that is neither true, false nor (for a rule with
+    variants) one of its variants' names."""
     for name, on in rules.items():
         if name not in RULES:
             raise ConfigError(f"scale.budget.{name} is not a budget rule; the rules are {', '.join(RULES)} "
                              "(roadmap/budget.py).")
-        if not isinstance(on, bool):
-            raise ConfigError(f"scale.budget.{name}={on!r} is invalid: it must be true or false.")
+        variants = VARIANTS.get(name, {})
+        if not isinstance(on, bool) and on not in variants:
+            names = "".join(f", or {v}" for v in variants)
+            raise ConfigError(f"scale.budget.{name}={on!r} is invalid: it must be true or false{names}.")
 
 
 def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -191,8 +208,11 @@ def fit_recipe(recipe: DictConfig | Mapping[str, Any], budget: Budget, rules: Ma
         fitted["augment"]["eval_resize_ratio"] = eval_resize_ratio
     stretch(fitted, budget)
     for name, rule in RULES.items():
-        if rules.get(name, False):
+        setting = rules.get(name, False)
+        if setting is True:
             rule(fitted, budget)
+        elif setting:  # a variant by name (regularization: sqrt)
+            rule(fitted, budget, setting)
     before, after = _flat(original), _flat(fitted)
     changes = {key: {"recipe": before.get(key), "used": value} for key, value in after.items()
                if before.get(key) != value}

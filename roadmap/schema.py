@@ -47,7 +47,7 @@ class Scale:
     val_subset: int | None = MISSING
     val_every_n_epochs: int | None = MISSING
     eval_resize_ratio: float | None = MISSING
-    budget: dict[str, bool] = MISSING
+    budget: dict[str, Any] = MISSING  # rule -> true/false, or a variant (roadmap/budget.py)
 
 
 @dataclass
