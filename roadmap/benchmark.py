@@ -10,7 +10,12 @@ augmentations) per number of workers, on an ImageFolder and optionally on its pr
 (roadmap/prepare.py).
 
 `python scripts/bench.py job <run.py overrides>` measures how much of the CPU a run spends training: the run's own
-training img/s (data, step, logging) against the bare training step of the same network, shape and optimizer.
+training img/s (data, step, logging) against the bare training step of the same network, shape and optimizer;
+`--pipelines loader,device` runs the job once per data pipeline in each round.
+
+`python scripts/bench.py data <run.py overrides>` times the training batches alone, per data pipeline (timm's
+per-image loader, or the data set held on the device: roadmap/data/device.py), as a run would make them: the recipe
+fitted to the run's budget, on the device the trainer would use.
 """
 
 from __future__ import annotations
@@ -339,15 +344,65 @@ def job_main(args: argparse.Namespace) -> None:
     print(f"{' '.join(args.overrides) or '(no overrides)'}: {cfg.name} at the {cfg.scale.name} scale, batch "
           f"{cfg.data.batch_size}, {cfg.data.input_size} px, {'channels-last' if cfg.trainer.channels_last else 'NCHW'}"
           f"; {device_name('cpu')}, {torch.get_num_threads()} torch threads")
-    rows = []
+    variants = {p: (f"data.pipeline={p}",) for p in args.pipelines} if args.pipelines else {"job": ()}
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.rounds):  # bare step, job, bare step, ...: a drift in the machine's speed hits both
-            bare = statistics.median(step_throughput(cfg, 3, args.steps))
-            job = job_throughput(args.overrides, args.batches, Path(tmp) / f"job{r}")
-            rows.append((bare, job))
-            print(f"round {r}: bare step {bare:.0f} img/s, job {job:.0f} img/s, job / bare {job / bare:.3f}")
-    bare, job = (statistics.median(column) for column in zip(*rows, strict=True))
-    print(f"median: bare step {bare:.0f} img/s, job {job:.0f} img/s, job / bare {job / bare:.3f}")
+        for r in range(args.rounds):  # bare step, job(s), bare step, ...: a drift in the machine's speed hits all
+            names = list(variants)[r % len(variants):] + list(variants)[:r % len(variants)]
+            for name in names:
+                bare = statistics.median(step_throughput(cfg, 3, args.steps))
+                job = job_throughput([*args.overrides, *variants[name]], args.batches, Path(tmp) / f"{name}{r}")
+                rows[name].append((bare, job))
+                label = "" if name == "job" else f" {name}"
+                print(f"round {r}{label}: bare step {bare:.0f} img/s, job {job:.0f} img/s, job / bare {job / bare:.3f}")
+    for name, pairs in rows.items():
+        bare, job = (statistics.median(column) for column in zip(*pairs, strict=True))
+        ratio = statistics.median(j / b for b, j in pairs)
+        label = "" if name == "job" else f" {name}"
+        print(f"median{label}: bare step {bare:.0f} img/s, job {job:.0f} img/s, job / bare {ratio:.3f}")
+
+
+# --- The data pipelines alone -----------------------------------------------------------------------------
+
+
+def data_throughput(overrides: Sequence[str], pipeline: str, batches: int) -> float:
+    """Training img/s of one data pipeline alone: the batches a run of `overrides` trains on (its recipe fitted to its
+    budget, as train.py fits it), on its trainer's device, each waited for there (a GPU is synchronised)."""
+    import lightning  # here: only this mode needs Lightning
+
+    from roadmap.train import fit_to_run
+
+    cfg = compose([*overrides, f"data.pipeline={pipeline}"])
+    trainer = lightning.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=False, max_epochs=1,
+                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    datamodule = fit_to_run(cfg, trainer)[0]
+    datamodule.trainer = trainer  # where the batches go, and the pipeline a run there would take
+    device = trainer.strategy.root_device
+    batch_iter = _cycle(datamodule.train_dataloader())
+    next(batch_iter)  # the device copy of the data set, and the loader's start, are made once per run
+    _sync(str(device))
+    start = time.perf_counter()
+    images = 0
+    for _ in range(batches):
+        x, y = next(batch_iter)
+        images += len(x.to(device, non_blocking=True))
+    _sync(str(device))
+    return images / (time.perf_counter() - start)
+
+
+def data_main(args: argparse.Namespace) -> None:
+    cfg = compose(args.overrides)
+    print(f"{' '.join(args.overrides) or '(no overrides)'}: {cfg.name}, {cfg.recipe.name} recipe, batch "
+          f"{cfg.data.batch_size}, {cfg.data.input_size} px, on {cfg.trainer.accelerator} "
+          f"({device_name('cuda' if cfg.trainer.accelerator == 'gpu' else 'cpu')}), {torch.get_num_threads()} torch "
+          f"threads; {args.batches} batches per pipeline per round\n")
+    speeds: dict[str, list[float]] = {p: [] for p in args.pipelines}
+    for r in range(args.rounds):
+        for pipeline in args.pipelines[r % len(args.pipelines):] + args.pipelines[:r % len(args.pipelines)]:
+            speeds[pipeline].append(data_throughput(args.overrides, pipeline, args.batches))
+    print("| pipeline | img/s (median) | img/s (rounds) |\n|---|---|---|")
+    for pipeline, rounds in speeds.items():
+        print(f"| {pipeline} | {statistics.median(rounds):.0f} | {', '.join(f'{v:.0f}' for v in rounds)} |")
 
 
 # --- Command line ----------------------------------------------------------------------------------------
@@ -412,7 +467,7 @@ def loader_main(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("train", "loader", "job", "-h", "--help"):
+    if not argv or argv[0] not in ("train", "loader", "job", "data", "-h", "--help"):
         argv = ["train", *argv]  # the sub-command defaults to train
     parser = argparse.ArgumentParser(description="Benchmark training speed (ours vs timm) or the ImageFolder loader.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -448,7 +503,17 @@ def main(argv: list[str] | None = None) -> None:
     job.add_argument("--rounds", type=int, default=3, help="bare-step / job pairs; the medians are reported (3)")
     job.add_argument("--steps", type=int, default=10, help="timed bare steps per measurement (10)")
     job.add_argument("--batches", type=int, default=60, help="training batches of each job (60)")
+    job.add_argument("--pipelines", type=lambda s: s.split(","),
+                     help="comma-separated data pipelines, one job each per round (default: the config's)")
     job.set_defaults(run=job_main)
+
+    data = commands.add_parser("data", help="training batches per second of each data pipeline, alone")
+    data.add_argument("overrides", nargs="*", help="the run's overrides, as for run.py (e.g. +step=modern_recipe)")
+    data.add_argument("--pipelines", type=lambda s: s.split(","), default=["loader", "device"],
+                      help="comma-separated data pipelines (loader,device)")
+    data.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported (3)")
+    data.add_argument("--batches", type=int, default=50, help="timed batches per pipeline per round (50)")
+    data.set_defaults(run=data_main)
 
     args = parser.parse_args(argv)
     args.run(args)

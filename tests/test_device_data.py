@@ -4,6 +4,7 @@
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import lightning
@@ -19,6 +20,7 @@ from timm.data import auto_augment
 from timm.data.random_erasing import RandomErasing
 from timm.data.transforms import RandomResizedCropAndInterpolation
 
+from roadmap.benchmark import main as bench
 from roadmap.config import CONF_DIR
 from roadmap.data import FashionMNISTData, FolderData
 from roadmap.data.device import DeviceAugment, crop_boxes, erase, resized_crops
@@ -269,3 +271,12 @@ def test_a_record_names_its_pipeline_and_a_device_run_trains(tmp_path):
     assert record["data_pipeline"] == "device" and record["train_loss"][0] > 0 and record["val_images"] == 40
     assert json.loads((tmp_path / "device" / "result.json").read_text())["data_pipeline"] == "device"
     assert train(tiny_cfg("+trainer.limit_train_batches=1"), tmp_path / "synthetic")["data_pipeline"] == "loader"
+
+
+@needs_debian
+def test_the_data_benchmark_times_both_pipelines(capsys):
+    bench(["data", "+step=modern_recipe", "data.train_subset=256", "scale.batch_size=32", "--batches", "3",
+           "--rounds", "1"])
+    table = capsys.readouterr().out
+    speeds = {name: float(value) for name, value in re.findall(r"\| (loader|device) \| (\d+) \|", table)}
+    assert set(speeds) == {"loader", "device"} and min(speeds.values()) > 0
