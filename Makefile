@@ -30,7 +30,7 @@ RESNET_ONLY_LIST = $(filter input_28 %warmup_rule,$(ALL_CANDIDATES))
 RESNET_ONLY = $(subst $(space),$(comma),$(RESNET_ONLY_LIST))
 CANDIDATES = $(subst $(space),$(comma),$(filter-out $(RESNET_ONLY_LIST),$(ALL_CANDIDATES)))
 
-.PHONY: help install test lint flops roadmap figure leave-one-out factorial calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle
+.PHONY: help install test lint flops roadmap figure leave-one-out factorial calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle gpu-roadmap cross-rung
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -111,9 +111,9 @@ bench: install ## training img/s and peak memory, ours vs timm; BENCH_ARGS="--he
 # A GPU machine without network whose Python has PyTorch, Lightning and timm (a cluster's compute node, a lent
 # machine) lacks only these, all pure Python: built here as wheels of this venv's versions, with Fashion-MNIST.
 BUNDLE ?= .whl
-BUNDLE_PACKAGES = hydra-core omegaconf antlr4-python3-runtime fvcore iopath yacs termcolor submitit hydra-submitit-launcher
+BUNDLE_PACKAGES = hydra-core omegaconf antlr4-python3-runtime fvcore iopath yacs termcolor submitit hydra-submitit-launcher pydoe
 gpu-bundle: install ## wheels and Fashion-MNIST for `make gpu-check` on a machine without network, into BUNDLE (default .whl)
-	$(PY) -m pip freeze | grep -i -E '^($(shell echo $(BUNDLE_PACKAGES) | tr ' ' '|'))==' > $(BUNDLE).txt
+	$(PY) -m pip list --format=freeze 2>/dev/null | grep -i -E '^($(shell echo $(BUNDLE_PACKAGES) | tr ' ' '|'))==' > $(BUNDLE).txt
 	$(PY) -m pip wheel --quiet --no-deps -w $(BUNDLE) -r $(BUNDLE).txt && rm $(BUNDLE).txt
 	@# Pillow is compiled: this venv's version (below 13, see pyproject.toml), built for the GPU image's Python 3.12.
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -125,3 +125,10 @@ gpu-bundle: install ## wheels and Fashion-MNIST for `make gpu-check` on a machin
 
 gpu-check: install ## the GPU path end to end on one GPU (~8 min): step timing ours vs timm, a proxy job, a paper-scale job; writes experiments/gpu/<device>.md. GPU_CHECK_ARGS=--quick: reduced, on the CPU
 	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
+
+gpu-roadmap: install ## the proxy roadmap on one GPU within a deadline (docs/device-data.md): a ConvNeXt-T probe per compile setting, then 17 steps x 3 seeds in worker processes, into experiments/fashion_mnist_proxy_gpu. GPU_ROADMAP_ARGS=--quick: reduced, on the CPU
+	$(PY) scripts/gpu_roadmap.py $(GPU_ROADMAP_ARGS)
+
+RUNGS ?= --rung "CPU 48 px=$(EXPERIMENT)" --rung "GPU 48 px=experiments/fashion_mnist_proxy_gpu"
+cross-rung: install ## each step's Δ with its 95% interval at every rung beside the paper's, and Spearman's rho per rung, into experiments/rungs; RUNGS='--rung "label=folder" ...'
+	$(PY) scripts/cross_rung.py $(RUNGS) --out experiments/rungs

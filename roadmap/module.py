@@ -25,18 +25,22 @@ class NonFiniteLossError(FloatingPointError):
 # checked every this many batches, at the end of each epoch and before any checkpoint is saved, not every step, and
 # logged then (every trainer.log_every_n_steps-th step's), so that a training step never waits for the device.
 CHECK_LOSS_EVERY = 50
-# trainer.compile: false (eager), true (torch.compile's default mode), or one of torch.compile's modes by name;
-# reduce-overhead replays each compiled forward and backward as a CUDA graph (static shapes: training drops
-# incomplete batches), which saves the kernel launches that bound a small network's step on a GPU.
+# trainer.compile: false (eager), true (torch.compile's default mode), one of torch.compile's modes by name, or
+# cudagraphs. reduce-overhead replays each compiled forward and backward as a CUDA graph (static shapes: training
+# drops incomplete batches), which saves the kernel launches that bound a small network's step on a GPU;
+# cudagraphs captures the graphs without Inductor's code generation (torch.compile's "cudagraphs" backend): seconds
+# to capture where a compile takes a minute, for a run too short to repay one.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def compile_options(setting: bool | str) -> dict[str, str] | None:
     """torch.compile's keyword arguments for `trainer.compile`, or None for an eager run."""
-    need(isinstance(setting, bool) or setting in COMPILE_MODES, "trainer.compile", setting,
-         f"true, false or one of torch.compile's modes {list(COMPILE_MODES)}")
+    need(isinstance(setting, bool) or setting in (*COMPILE_MODES, "cudagraphs"), "trainer.compile", setting,
+         f"true, false, cudagraphs or one of torch.compile's modes {list(COMPILE_MODES)}")
     if setting is False:
         return None
+    if setting == "cudagraphs":
+        return {"backend": "cudagraphs"}
     return {} if setting is True else {"mode": setting}
 
 

@@ -62,6 +62,7 @@ def test_a_training_step_reads_nothing_back_and_the_losses_are_logged_at_their_s
 def test_trainer_compile_takes_a_torch_compile_mode(tmp_path, monkeypatch):
     assert compile_options(False) is None and compile_options(True) == {}
     assert compile_options("reduce-overhead") == {"mode": "reduce-overhead"}
+    assert compile_options("cudagraphs") == {"backend": "cudagraphs"}
     asked = []
 
     def fake_compile(model, **options):

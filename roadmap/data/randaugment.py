@@ -101,11 +101,12 @@ def autocontrast(x: Tensor) -> Tensor:
 
 
 def equalize(x: Tensor) -> Tensor:
-    """ImageOps.equalize: each channel of each sample through its own histogram's cumulative lookup table."""
+    """ImageOps.equalize: each channel of each sample through its own histogram's cumulative lookup table. The
+    histograms are counted by sorting, which a GPU does deterministically (its bincount does not)."""
     rows = x.shape[0] * x.shape[1]
     values = x.reshape(rows, -1).long()
-    offsets = torch.arange(rows, device=x.device).view(-1, 1) * 256
-    histogram = torch.bincount((values + offsets).flatten(), minlength=rows * 256).view(rows, 256)
+    edges = torch.arange(257, device=x.device).expand(rows, 257).contiguous()
+    histogram = torch.searchsorted(values.sort(-1).values, edges).diff(dim=-1)
     present = histogram > 0
     last = 255 - present.flip(-1).long().argmax(-1, keepdim=True)  # the highest value present
     step = (histogram.sum(-1, keepdim=True) - histogram.gather(-1, last)) // 255
@@ -290,9 +291,9 @@ class BatchRandAugment:
         return x
 
     def apply(self, x: Tensor, draws: Draws, compact: bool) -> Tensor:
-        """Each sample through its drawn operation, where it fires."""
-        geometric = [k for k, name in enumerate(self.names) if name in GEOMETRIC]
-        fill = torch.tensor(self.fill, dtype=x.dtype, device=x.device)
+        """Each sample through its drawn operation, where it fires. Nothing here copies from the host: on a GPU the
+        batch is queued without a wait."""
+        fill = torch.stack([torch.full((), float(v), dtype=x.dtype, device=x.device) for v in self.fill])
 
         def run(k: int | None, x: Tensor, sel: Tensor) -> Tensor:
             if k is None:  # every geometric operation at once: each sample's own map
@@ -300,8 +301,11 @@ class BatchRandAugment:
                 return warp(x, matrix, fill, self.interpolation)
             return PIXEL_OPS[self.names[k]](x, draws.level[sel])
 
-        groups: list[tuple[int | None, Tensor]] = [
-            (None, draws.fires & torch.isin(draws.op, torch.tensor(geometric, device=x.device)))]
+        geometric = torch.zeros_like(draws.fires)
+        for k, name in enumerate(self.names):
+            if name in GEOMETRIC:
+                geometric |= draws.op == k
+        groups: list[tuple[int | None, Tensor]] = [(None, draws.fires & geometric)]
         groups += [(k, draws.fires & (draws.op == k)) for k, name in enumerate(self.names) if name not in GEOMETRIC]
         every = torch.arange(x.shape[0], device=x.device)
         for k, chosen in groups:
