@@ -122,3 +122,15 @@ def test_the_table_across_rungs_on_hand_made_records(tmp_path):
     assert "| modern_recipe | +2.69 | +2.69 [" in table
     holds = rungs.cross_rung_rows([rungs.Rung.of("a", same), rungs.Rung.of("b", same)])
     assert {row["reading"] for row in holds} <= {"holds: gain", "holds: loss", "holds: within noise"}
+    assert "against" not in table  # the GPU rung is another setting: its means are not the CPU's to match
+
+
+def test_a_rung_made_another_way_agrees_step_by_step_within_its_bound():
+    cpu = rung_records("proxy", 48, paper_delta, (0.0, 0.1, -0.1))
+    gpu = [dict(r, top1=r["top1"] + (1.5 if r["step"] == "baseline" else 0.5), device="cuda") for r in cpu]
+    rows = {row["step"]: row for row in rungs.agreement(rungs.Rung.of("CPU", cpu), rungs.Rung.of("GPU", gpu))}
+    assert len(rows) == 17 and rows["gelu"]["difference"] == pytest.approx(0.5)
+    assert [step for step, row in rows.items() if not row["agrees"]] == ["baseline"]  # 1.5 > max(1.0, 2 x 0)
+    table = rungs.to_markdown([rungs.Rung.of("CPU", cpu), rungs.Rung.of("GPU", gpu)],
+                              rungs.cross_rung_rows([rungs.Rung.of("CPU", cpu), rungs.Rung.of("GPU", gpu)]))
+    assert "## GPU against CPU" in table and "16 of 17 steps agree" in table

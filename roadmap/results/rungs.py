@@ -5,7 +5,9 @@ A rung is one roadmap study's records (an experiment's records/). Per step, its 
 paired by seed, with the 95% interval of the mean (Student's t: roadmap/results/stats.py). Per rung, Spearman's rank
 correlation of the steps' Δ with the paper's (scipy), over the steps both have. A step's reading across the rungs:
 `holds` where every rung gives it the same verdict (a gain or a loss beyond noise, or neither), `moves` where
-they differ, which is what a finding that is an artefact of one proxy looks like.
+they differ, which is what a finding that is an artefact of one proxy looks like. Where a rung runs the first
+one's setting another way (the roadmap on a GPU against the CPU's, both at the proxy), its step means are
+compared with the first's too: they agree within max(1.0, 2 x the first's seed sd).
 
 `python scripts/cross_rung.py --rung "CPU 48 px=experiments/fashion_mnist_proxy" --rung "GPU rung=..." --out DIR`.
 """
@@ -21,7 +23,7 @@ from scipy.stats import spearmanr
 
 from roadmap.results.records import RECORDS, atomic_write_text, load_records
 from roadmap.results.stats import _ci95, aggregate
-from roadmap.results.tables import to_csv
+from roadmap.results.tables import _pm, to_csv
 from roadmap.steps import ROADMAP, STEPS
 
 VERDICTS = {1: "gain", -1: "loss", 0: "within noise"}
@@ -95,6 +97,28 @@ def rank_correlation(rows: list[dict], label: str) -> tuple[float | None, int]:
     return (None if math.isnan(rho) else float(rho)), len(pairs)
 
 
+def agreement(reference: Rung, other: Rung) -> list[dict]:
+    """Per step both rungs ran: their top-1 means and whether they agree within max(1.0, 2 x the reference's seed
+    sd), the test of a rung that changes only how the runs are made (the GPU's path against the CPU's)."""
+    rows = []
+    for step in ROADMAP:
+        mine, theirs = reference.rows.get(step.name), other.rows.get(step.name)
+        if mine is None or theirs is None:
+            continue
+        bound = max(1.0, 2 * (mine["top1_sd"] or 0.0))
+        difference = theirs["top1_mean"] - mine["top1_mean"]
+        rows.append({"step": step.name, "reference": mine["top1_mean"], "reference_sd": mine["top1_sd"],
+                     "other": theirs["top1_mean"], "other_sd": theirs["top1_sd"], "difference": difference,
+                     "bound": bound, "agrees": abs(difference) <= bound})
+    return rows
+
+
+def _same_setting(a: Rung, b: Rung) -> bool:
+    first = next(iter(a.rows.values()))
+    second = next(iter(b.rows.values()))
+    return all(first[key] == second[key] for key in ("scale", "input_size", "data"))
+
+
 def _cell(mean: float | None, low: float | None, high: float | None) -> str:
     if mean is None:
         return ""
@@ -127,6 +151,19 @@ def to_markdown(rungs: list[Rung], rows: list[dict]) -> str:
     for label in labels:
         rho, n = rank_correlation(rows, label)
         lines.append(f"- {label}: " + ("n/a" if rho is None else f"{rho:+.2f}") + f" over {n} steps")
+    for other in rungs[1:]:
+        if not _same_setting(rungs[0], other):
+            continue
+        agreed = agreement(rungs[0], other)
+        lines += ["", f"## {other.label} against {rungs[0].label}: the same runs made another way", "",
+                  f"Top-1 means (± seed sd); they agree where they differ by at most max(1.0, 2 x {rungs[0].label}'s "
+                  f"sd). {sum(r['agrees'] for r in agreed)} of {len(agreed)} steps agree.", "",
+                  f"| step | {rungs[0].label} | {other.label} | difference | bound | agrees |",
+                  "|---|---|---|---|---|---|"]
+        for r in agreed:
+            means = f"{_pm(r['reference'], r['reference_sd'])} | {_pm(r['other'], r['other_sd'])}"
+            lines.append(f"| {r['step']} | {means} | {r['difference']:+.2f} | {r['bound']:.2f} | "
+                         f"{'yes' if r['agrees'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
 
