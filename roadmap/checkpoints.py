@@ -102,8 +102,9 @@ def training_finished(path: Path, epochs: int) -> bool:
 
 
 def unlink_links(folder: Path) -> None:
-    """Remove the links of `folder` (last.ckpt) before training resumes: Lightning links last.ckpt afresh at its next
-    save, and, finding one there that the resumed checkpoint does not name, would write last-v1.ckpt beside it."""
+    """Remove the links of `folder` (last.ckpt) before training starts or resumes there: Lightning links last.ckpt
+    afresh at its next save, and, finding one there that the resumed checkpoint does not name (or one left dangling by
+    a checkpoint moved aside, which the new save brings back to life), would write last-v1.ckpt beside it."""
     for path in folder.glob("*.ckpt"):
         if path.is_symlink():
             path.unlink()

@@ -310,7 +310,7 @@ def add_run_callbacks(trainer: L.Trainer, cfg: DictConfig, model: nn.Module, out
 
 
 def fit(trainer: L.Trainer, module: RoadmapModule, datamodule: L.LightningDataModule, resume: str | None,
-        epochs: int) -> None:
+        epochs: int, checkpoints: Path) -> None:
     """Lightning's fit, with one wandb run per job even when the job fails. From a checkpoint saved after the last
     epoch (a job killed before its record), the checkpoint is validated instead: the weights, the EMA's and the loss
     curve are those the last epoch's validation saw, so the record's numbers are the uninterrupted run's."""
@@ -323,8 +323,7 @@ def fit(trainer: L.Trainer, module: RoadmapModule, datamodule: L.LightningDataMo
                 log.info("%s holds the finished training: validating it for the record", resume)
                 trainer.validate(module, datamodule=datamodule, ckpt_path=resume, verbose=False)
             else:
-                if resume is not None:
-                    unlink_links(Path(resume).parent)
+                unlink_links(checkpoints)
                 trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     finally:
         # wandb is imported by the WandbLogger only: a run without it trains where wandb is not installed
@@ -358,7 +357,7 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
         model.to(memory_format=torch.channels_last)
     if cfg.trainer.compile:  # in place: the state dict, and so the checkpoints, keep their keys
         model.compile(**compile_options(cfg.trainer.compile))
-    fit(trainer, module, datamodule, cfg.resume, cfg.scale.epochs)
+    fit(trainer, module, datamodule, cfg.resume, cfg.scale.epochs, out_dir / "checkpoints")
     path = out_dir / "result.json"
     record = json.loads(path.read_text()) if path.is_file() else {}  # a failed one may be left from an earlier try
     if trainer.interrupted or record.get("status") != "completed":

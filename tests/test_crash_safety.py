@@ -133,6 +133,7 @@ def test_a_torn_checkpoint_is_moved_aside_and_the_job_goes_on_from_the_sound_one
     assert resumed["resumed_from"] == ("checkpoints/epoch=0-step=4.ckpt" if older else None)
     assert resumed["skipped_checkpoints"] == [f"checkpoints/unsound/{torn.name}"]
     assert (checkpoints / "unsound" / torn.name).read_bytes() == (data[: len(data) // 2] if older else data[:50_000])
+    assert [path.name for path in checkpoints.glob("last*")] == ["last.ckpt"]  # no last-v1.ckpt beside it
     assert flaw(checkpoints / "last.ckpt") is None and (checkpoints / "last.ckpt").resolve().name == FINAL
 
 
