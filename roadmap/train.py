@@ -21,7 +21,15 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from roadmap.budget import Budget, fit_recipe
-from roadmap.checkpoints import AtomicCheckpointIO, flaw, newest_sound, training_finished, unlink_links, unsound
+from roadmap.checkpoints import (
+    AtomicCheckpointIO,
+    flaw,
+    newest_sound,
+    remove_unfinished_writes,
+    training_finished,
+    unlink_links,
+    unsound,
+)
 from roadmap.complexity import complexity
 from roadmap.config import build_model
 from roadmap.data import count_classes
@@ -69,7 +77,8 @@ def skip_or_continue(cfg: DictConfig, out_dir: Path) -> bool:
     completed record is already in `out_dir`, so the job is skipped; an interrupted job continues from its newest
     sound checkpoint (`cfg.resume` is set; roadmap/checkpoints.py), which may be its last, so that only its record is
     left to write. A record of another config in `out_dir` is refused, never overwritten. Run by the folder's one
-    writer (roadmap/lock.py)."""
+    writer (roadmap/lock.py), which also deletes what a killed write left unfinished."""
+    remove_unfinished_writes(out_dir)
     path = out_dir / "result.json"
     if path.is_file():
         record = json.loads(path.read_text())
