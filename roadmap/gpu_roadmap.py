@@ -1,4 +1,5 @@
-"""`make gpu-roadmap`: the proxy roadmap on one GPU in one window, through the device data path.
+"""`make gpu-roadmap`: the proxy roadmap on one GPU in one window, through the device data path (or, with
+`--study rung-calibration`, the GPU rung's calibration: both ends under every conf/calibration/gpu_rung/ candidate).
 
 In one run, within a deadline (a lent GPU comes for minutes):
 
@@ -36,8 +37,9 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from roadmap.benchmark import CONVNEXT_STEP
+from roadmap.benchmark import CONVNEXT_STEP, data_throughput
 from roadmap.config import compose, step_overrides
+from roadmap.data.module import PIPELINES
 from roadmap.gpu_check import check_record, environment
 from roadmap.results.records import RECORDS, atomic_write_text
 from roadmap.steps import STEPS
@@ -51,7 +53,8 @@ NO_WANDB = ("logger.wandb.enabled=false",)
 
 @dataclass(frozen=True)
 class Plan:
-    """What one run trains: the probe job under each compile setting, then the roadmap's jobs."""
+    """What one run trains: the probe job under each compile setting, then the study's jobs: every step of `steps`
+    at every seed, under each calibration candidate of `candidates` where there are some."""
 
     common: tuple[str, ...]  # overrides of every job: scale, trainer, data pipeline, data root
     settings: tuple[bool | str, ...]  # trainer.compile values the probe tries
@@ -59,23 +62,50 @@ class Plan:
     seeds: tuple[int, ...]
     workers: int
     deadline_s: float  # no job starts after this many seconds of the run
-    probe: tuple[str, ...] = (f"+step={CONVNEXT_STEP}", "seed=0")
+    candidates: tuple[str, ...] = ()  # conf/calibration/gpu_rung/ names (the rung's calibration study)
+    data_batches: int = 100  # timed batches of each data pipeline in the probe
 
     def jobs(self) -> list[tuple[str, ...]]:
-        """Every step of one seed, then of the next: a run cut short still holds whole seeds."""
-        return [(*step_overrides(step)[1:], f"seed={seed}") for seed in self.seeds for step in self.steps]
+        """Every step (and candidate) of one seed, then of the next: a run cut short still holds whole seeds."""
+        candidates = [(f"+calibration/gpu_rung={c}",) for c in self.candidates] or [()]
+        return [(*candidate, *step_overrides(step)[1:], f"seed={seed}")
+                for seed in self.seeds for candidate in candidates for step in self.steps]
+
+    @property
+    def probe(self) -> tuple[str, ...]:
+        """ConvNeXt-T, seed 0 (under the first candidate): one of the study's own jobs."""
+        return next(job for job in self.jobs() if f"+step={CONVNEXT_STEP}" in job)
 
 
-def full_plan(scale: str, workers: int, deadline_s: float) -> Plan:
-    return Plan(common=(f"scale={scale}", "trainer=gpu", "data.pipeline=device"), settings=(False, "cudagraphs"),
-                steps=tuple(STEPS), seeds=(0, 1, 2), workers=workers, deadline_s=deadline_s)
+STUDIES = {  # --study: the steps, and the calibration candidates, of each study a window can run
+    "roadmap": (tuple(STEPS), ()),
+    "rung-calibration": (("baseline", CONVNEXT_STEP),
+                         tuple(sorted((p.stem for p in (REPO / "conf" / "calibration" / "gpu_rung").glob("*.yaml")),
+                                      key=lambda name: (name != "centre", name)))),  # the centre first
+}
+STUDY_OUT = {"roadmap": OUT, "rung-calibration": REPO / "experiments" / "gpu_rung_calibration"}
+
+
+def full_plan(scale: str, workers: int, deadline_s: float, study: str = "roadmap") -> Plan:
+    steps, candidates = STUDIES[study]
+    scale_override = () if candidates else (f"scale={scale}",)  # a candidate names its own scale
+    return Plan(common=(*scale_override, "trainer=gpu", "data.pipeline=device"), settings=(False, "cudagraphs"),
+                steps=steps, seeds=(0, 1, 2), workers=workers, deadline_s=deadline_s, candidates=candidates)
+
+
+def record_path(cfg: Any) -> str:
+    """Where a job's record goes in the study's records/: `<name>-seed<seed>.json`, in its candidate's folder for a
+    calibration study (as roadmap/calibration.py reads them)."""
+    name = f"{cfg.name}-seed{cfg.seed}.json"
+    return f"{cfg.calibration}/{name}" if cfg.get("calibration") else name
 
 
 def quick_plan() -> Plan:
     """The same sections on the CPU: a 512-image subset at 32 px, two steps, one seed, two workers."""
     return Plan(common=("scale=proxy", "scale.input_size=32", "scale.train_subset=512", "scale.val_subset=64",
                         "data.pipeline=device"),
-                settings=(False,), steps=("baseline", CONVNEXT_STEP), seeds=(0,), workers=2, deadline_s=600)
+                settings=(False,), steps=("baseline", CONVNEXT_STEP), seeds=(0,), workers=2, deadline_s=600,
+                data_batches=3)
 
 
 class SyncCount(Callback):
@@ -113,8 +143,7 @@ class SyncCount(Callback):
 class Done:
     """One finished job, as the report lists it."""
 
-    name: str
-    seed: int
+    job: str  # its record's path in records/, without .json
     seconds: float
     record: dict | None = None
     error: str | None = None
@@ -128,20 +157,20 @@ def run_job(overrides: tuple[str, ...], work: Path, records: Path, count_syncs: 
     from roadmap.train import train  # here: a worker process imports Lightning once, in its first job
 
     cfg = compose([*overrides, *NO_WANDB])
-    name, seed = cfg.name, int(cfg.seed)
-    target = records / f"{name}-seed{seed}.json"
-    if target.is_file():
-        return Done(name, seed, 0.0, skipped=True)
+    path = record_path(cfg)
+    job = path.removesuffix(".json")
+    if (records / path).is_file():
+        return Done(job, 0.0, skipped=True)
     syncs = SyncCount() if count_syncs and torch.cuda.is_available() else None
     started = time.perf_counter()
     try:
-        record = train(cfg, work / f"{name}-seed{seed}", callbacks=[syncs] if syncs else [])
+        record = train(cfg, work / job, callbacks=[syncs] if syncs else [])
     except Exception as error:  # noqa: BLE001 (the report names it; the other jobs go on)
-        return Done(name, seed, time.perf_counter() - started, error=f"{type(error).__name__}: {error}")
+        return Done(job, time.perf_counter() - started, error=f"{type(error).__name__}: {error}")
     seconds = time.perf_counter() - started
-    atomic_write_text(target, (work / f"{name}-seed{seed}" / "result.json").read_text())
+    atomic_write_text(records / path, (work / job / "result.json").read_text())
     extra = {"waits_per_step": syncs.waits / syncs.batches} if syncs and syncs.batches else {}
-    return Done(name, seed, seconds, record=record, extra=extra)
+    return Done(job, seconds, record=record, extra=extra)
 
 
 def _worker_start(threads: int, logs: Path) -> None:
@@ -193,45 +222,60 @@ class Report:
 
 def _job_row(done: Done) -> str:
     if done.skipped:
-        return f"| {done.name}-seed{done.seed} | | | | skipped: already there |"
+        return f"| {done.job} | | | | skipped: already there |"
     if done.error is not None:
-        return f"| {done.name}-seed{done.seed} | {done.seconds:.0f} | | | failed: {done.error.splitlines()[0]} |"
+        return f"| {done.job} | {done.seconds:.0f} | | | failed: {done.error.splitlines()[0]} |"
     record = done.record
     problems = check_record(record, record["config"]["trainer"]["accelerator"])
-    return (f"| {done.name}-seed{done.seed} | {done.seconds:.1f} | {record['train_images_per_second']:.0f} | "
+    return (f"| {done.job} | {done.seconds:.1f} | {record['train_images_per_second']:.0f} | "
             f"{record['top1']:.2f} | {'sound' if not problems else '; '.join(problems)} |")
 
 
 def probe(plan: Plan, extra: tuple[str, ...], work: Path, out: Path, report: Report) -> bool | str:
     """The ConvNeXt-T proxy job under each compile setting; returns the setting whose job took the least wall time,
     and keeps that job's record as the roadmap's (the same config: the roadmap then skips it)."""
+    data = [data_row(plan, extra, step) for step in ("baseline", CONVNEXT_STEP)]
     rows, walls, kept = [], {}, {}
     for setting in plan.settings:
         overrides = (*plan.probe, *plan.common, f"trainer.compile={str(setting).lower()}", *extra)
-        done = run_job(overrides, work / f"probe-{setting}", work / f"probe-{setting}", count_syncs=True)
+        folder = work / f"probe-{setting}"  # its work and its record, apart from the study's
+        done = run_job(overrides, folder, folder, count_syncs=True)
         if done.record is None:
             rows.append(f"| {setting} | {done.seconds:.0f} | | | | failed: {done.error} |")
             continue
         walls[setting] = done.seconds
-        kept[setting] = work / f"probe-{setting}" / f"{done.name}-seed{done.seed}.json"
+        kept[setting] = (folder, f"{done.job}.json")
         waits = done.extra.get("waits_per_step")
         rows.append(f"| {setting} | {done.seconds:.1f} | {done.record['train_images_per_second']:.0f} | "
                     f"{done.record['top1']:.2f} | {'n/a' if waits is None else f'{waits:.2f}'} | "
                     f"{done.record['data_pipeline']} |")
-        report.probe = _probe_section(plan, extra, rows)
+        report.probe = _probe_section(plan, extra, rows, data)
         report.write()
-    report.probe = _probe_section(plan, extra, rows)
+    report.probe = _probe_section(plan, extra, rows, data)
     if not walls:
         raise RuntimeError("the probe job failed under every compile setting; see the report")
     chosen = min(walls, key=walls.get)
-    target = out / RECORDS / kept[chosen].name
-    if not target.exists():
-        atomic_write_text(target, kept[chosen].read_text())
+    folder, path = kept[chosen]
+    if not (out / RECORDS / path).exists():
+        atomic_write_text(out / RECORDS / path, (folder / path).read_text())
     return chosen
 
 
-def _probe_section(plan: Plan, extra: tuple[str, ...], rows: list[str]) -> list[str]:
-    return ["## Probe: the ConvNeXt-T proxy job", "",
+def data_row(plan: Plan, extra: tuple[str, ...], step: str) -> str:
+    """The training batches alone of one step's job (its recipe fitted to the run), per pipeline, on the device."""
+    job = [o for o in (*plan.probe, *plan.common, *extra) if not o.startswith(("+step=", "data.pipeline="))]
+    overrides = [*job, *step_overrides(step)[1:]]
+    speeds = [data_throughput(overrides, pipeline, plan.data_batches) for pipeline in PIPELINES]
+    return f"| {step} | " + " | ".join(f"{v:.0f}" for v in speeds) + " |"
+
+
+def _probe_section(plan: Plan, extra: tuple[str, ...], rows: list[str], data: list[str]) -> list[str]:
+    return ["## Probe: the data pipelines alone", "",
+            f"Training img/s of the batches alone ({plan.data_batches} timed batches, waited for on the device; "
+            "`scripts/bench.py data`): the original recipe (baseline) and the modern one (ConvNeXt-T), each fitted "
+            "to the run's budget.", "",
+            "| job | " + " | ".join(PIPELINES) + " |", "|---|" + "---|" * len(PIPELINES), *data, "",
+            "## Probe: the ConvNeXt-T proxy job", "",
             f"`python run.py {' '.join((*plan.probe, *plan.common, *extra))} trainer.compile=<setting>`: one whole "
             "job each; wall s from start to record (compile and validation included); img/s: the record's training "
             "img/s (after 5 warm-up batches); waits: the host's waits for the GPU per training batch (CUDA's sync "
@@ -247,9 +291,9 @@ def roadmap(plan: Plan, setting: bool | str, extra: tuple[str, ...], work: Path,
     jobs = []
     for job in plan.jobs():
         overrides = (*job, *plan.common, f"trainer.compile={str(setting).lower()}", *extra)
-        cfg = compose([*overrides, *NO_WANDB])
-        if (records / f"{cfg.name}-seed{cfg.seed}.json").is_file():  # done in an earlier run, or by the probe
-            report.jobs.append(Done(cfg.name, int(cfg.seed), 0.0, skipped=True))
+        path = record_path(compose([*overrides, *NO_WANDB]))
+        if (records / path).is_file():  # done in an earlier run, or by the probe
+            report.jobs.append(Done(path.removesuffix(".json"), 0.0, skipped=True))
         else:
             jobs.append(overrides)
     threads = max(1, (os.cpu_count() or 1) // plan.workers)
@@ -279,10 +323,13 @@ def roadmap(plan: Plan, setting: bool | str, extra: tuple[str, ...], work: Path,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the reduced run on the CPU (about a minute)")
-    parser.add_argument("--out", type=Path, help=f"records and report (default {OUT.relative_to(REPO)}; with --quick, "
-                        "outputs/gpu-roadmap)")
+    parser.add_argument("--out", type=Path, help=f"records and report (default {OUT.relative_to(REPO)}, or "
+                        "experiments/gpu_rung_calibration for that study; with --quick, outputs/gpu-roadmap)")
     parser.add_argument("--archive", type=Path, help="also pack the report and records into this .tar.gz after each "
                         "job (for a machine that returns few files: --archive $OUT/gpu-roadmap.tar.gz)")
+    parser.add_argument("--study", choices=list(STUDIES), default="roadmap",
+                        help="the roadmap (every step), or the GPU rung's calibration (both ends under every "
+                        "conf/calibration/gpu_rung/ candidate; --scale does not apply)")
     parser.add_argument("--scale", default="proxy", help="the roadmap's scale (proxy; gpu_rung for the second rung)")
     parser.add_argument("--workers", type=int, default=3, help="training processes sharing the GPU (3)")
     parser.add_argument("--deadline", type=float, default=480, help="seconds after which no job starts (480)")
@@ -295,12 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.quick and not torch.cuda.is_available():
         parser.error("torch sees no GPU here: run on a GPU machine, or pass --quick for the reduced CPU run")
-    plan = quick_plan() if args.quick else full_plan(args.scale, args.workers, args.deadline)
+    plan = quick_plan() if args.quick else full_plan(args.scale, args.workers, args.deadline, args.study)
     if args.probe:
         plan = replace(plan, settings=args.probe)
     if args.seeds:
         plan = replace(plan, seeds=args.seeds)
-    out = args.out or (REPO / "outputs" / "gpu-roadmap" if args.quick else OUT)
+    out = args.out or (REPO / "outputs" / "gpu-roadmap" if args.quick else STUDY_OUT[args.study])
     device = "cuda" if torch.cuda.is_available() and not args.quick else "cpu"
     command = "python3 scripts/gpu_roadmap.py " + " ".join(argv if argv is not None else sys.argv[1:])
     extra = tuple(args.overrides)
@@ -313,5 +360,5 @@ def main(argv: list[str] | None = None) -> int:
     failed = [d for d in report.jobs if d.error is not None]
     print(f"report: {out / REPORT}" + (f", archive: {args.archive}" if args.archive else ""))
     for done in failed:
-        print(f"failed: {done.name}-seed{done.seed}: {done.error}", file=sys.stderr)
+        print(f"failed: {done.job}: {done.error}", file=sys.stderr)
     return 1 if failed else 0

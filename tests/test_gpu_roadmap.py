@@ -1,6 +1,7 @@
 """`make gpu-roadmap` in its reduced CPU form: the probe, the jobs in worker processes, the records and the archive."""
 
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def test_the_quick_run_probes_trains_every_job_in_workers_and_archives_them(tmp_
         assert record["config"]["trainer"]["compile"] is False
     report = (out / REPORT).read_text()
     assert "| False |" in report  # the probe's one setting, eager
+    assert re.search(r"\| baseline \| \d+ \| \d+ \|", report)  # both pipelines' batches alone, timed
     assert "| baseline-seed0 |" in report and "sound |" in report
     assert "separate_downsampling-seed0 | | | | skipped: already there" in report  # the probe's job, kept
     assert "1 jobs trained, 0 failed, 1 skipped" in report
