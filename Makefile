@@ -10,6 +10,7 @@ ABLATION ?= experiments/leave_one_out
 REFERENCE := separate_downsampling# the last roadmap step: ConvNeXt-T
 CALIBRATION ?= experiments/proxy_calibration
 SEED_NOISE ?= experiments/seed_noise
+ATTENTION ?= experiments/attention
 FACTORIAL ?= experiments/factorial
 FACTORIAL_SEEDS ?= 0 1# one seed at a time: a whole replicate of the design first
 SEEDS ?= 0,1,2
@@ -30,7 +31,7 @@ RESNET_ONLY_LIST = $(filter input_28 %warmup_rule,$(ALL_CANDIDATES))
 RESNET_ONLY = $(subst $(space),$(comma),$(RESNET_ONLY_LIST))
 CANDIDATES = $(subst $(space),$(comma),$(filter-out $(RESNET_ONLY_LIST),$(ALL_CANDIDATES)))
 
-.PHONY: help install test lint flops roadmap figure leave-one-out factorial calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle gpu-roadmap cross-rung
+.PHONY: help install test lint flops roadmap figure leave-one-out attention factorial calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle gpu-roadmap cross-rung
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,15 +61,18 @@ roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), the
 	@sweep=$(SWEEPS)/roadmap; status=0; \
 	$(PY) run.py +step=$(STEPS) seed=$(SEEDS) study=roadmap hydra.sweep.dir=$$sweep $(JOB_DIR) -m || status=$$?; \
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(EXPERIMENT)/records --out $(EXPERIMENT) && \
-	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --wandb roadmap --wandb-dir $$sweep && exit $$status
+	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --goal $(ATTENTION)/records --wandb roadmap \
+		--wandb-dir $$sweep && exit $$status
 
-figure: install ## rebuild the committed tables, figures and study READMEs' generated table and provenance (EXPERIMENT's, ABLATION's, CALIBRATION's and SEED_NOISE's) from their records (no training)
+figure: install ## rebuild the committed tables, figures and study READMEs' generated table and provenance (EXPERIMENT's, ABLATION's, CALIBRATION's, SEED_NOISE's and ATTENTION's) from their records (no training)
 	$(PY) scripts/aggregate.py --runs $(EXPERIMENT)/records --out $(EXPERIMENT)
-	$(PY) scripts/figure.py --experiment $(EXPERIMENT)
+	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --goal $(ATTENTION)/records
 	$(PY) scripts/aggregate.py --runs $(ABLATION)/records --out $(ABLATION) --reference $(REFERENCE)
 	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE)
 	$(PY) scripts/calibrate.py --experiment $(CALIBRATION)
 	$(PY) scripts/aggregate.py --runs $(SEED_NOISE)/records --out $(SEED_NOISE)
+	$(PY) scripts/aggregate.py --runs $(ATTENTION)/records --out $(ATTENTION) --reference $(REFERENCE)
+	$(PY) scripts/figure.py --experiment $(ATTENTION) --reference $(REFERENCE) --mixers
 
 leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (proxy), into ABLATION and its wandb summary run; resumable
 	@sweep=$(SWEEPS)/leave_one_out; status=0; \
@@ -79,6 +83,20 @@ leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear p
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(ABLATION)/records --reference $(REFERENCE) && \
 	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE) --wandb leave_one_out \
 		--wandb-dir $$sweep && exit $$status
+
+# The conv networks' records (ConvNeXt-T, kernel_7, the dense 7x7 conv) are the roadmap's and the leave-one-out's.
+attention: install ## window attention in place of the depthwise conv (ConvNeXt-T and kernel_7), and Swin-T, x 3 seeds (proxy), beside the conv networks' records, into ATTENTION and its wandb summary run; then the roadmap figure's Swin-T line; resumable
+	@sweep=$(SWEEPS)/attention; status=0; \
+	$(PY) run.py -m +step=$(REFERENCE),kernel_7 '+delta=[window_attention]' seed=$(SEEDS) study=attention \
+		hydra.sweep.dir=$$sweep $(JOB_DIR) || status=$$?; \
+	$(PY) run.py -m model=swin_t seed=$(SEEDS) study=attention hydra.sweep.dir=$$sweep $(JOB_DIR) || status=$$?; \
+	mkdir -p $(ATTENTION)/records && cp $(EXPERIMENT)/records/$(REFERENCE)-seed*.json \
+		$(EXPERIMENT)/records/kernel_7-seed*.json $(ABLATION)/records/$(REFERENCE)-depthwise_conv-seed*.json \
+		$(ATTENTION)/records/ && \
+	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(ATTENTION)/records --reference $(REFERENCE) && \
+	$(PY) scripts/figure.py --experiment $(ATTENTION) --reference $(REFERENCE) --mixers --wandb attention \
+		--wandb-dir $$sweep && \
+	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --goal $(ATTENTION)/records && exit $$status
 
 factorial: install ## the factorial study: 32 rows of a resolution-IV design over the 12 architecture changes x FACTORIAL_SEEDS (proxy), seed by seed, into FACTORIAL with its effects, alias chains, costs and the three views of every change; resumable
 	@sweep=$(SWEEPS)/factorial; status=0; \

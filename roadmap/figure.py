@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, MaxNLocator, NullFormatter
 
+from roadmap.ablation import FINAL_STEP
 from roadmap.calibration import CENTRE
 from roadmap.labels import STUDIES
 from roadmap.results.records import RECORDS, load_records
@@ -437,8 +438,75 @@ def calibration_figure(rows: list[dict], out_base: Path) -> None:
     _save(fig, out_base)
 
 
+MIXER_STYLE = {  # a network's spatial mixer: colour and legend label
+    "depthwise": ("#5b3f94", "depthwise conv"),
+    "attention": ("#3c8dbc", "window attention in its place"),
+    "dense": ("0.45", "dense conv (space and channels at once)"),
+    "goal": (GOAL_COLOR, "Swin (timm's; its own blocks)"),
+}
+WINDOW_ATTENTION = "+window_attention"
+
+
+def _mixer(row: dict) -> str:
+    deltas = row["deltas"].split()
+    if row["name"] in {name for name, _ in GOAL.values()}:
+        return "goal"
+    if "window_attention" in deltas:
+        return "attention"
+    return "depthwise" if "depthwise_conv" in deltas else "dense"
+
+
+@mpl.rc_context(STYLE)
+def mixers_figure(rows: list[dict], out_base: Path) -> None:
+    """The attention study's networks (docs/attention.md) by their spatial mixer: top-1 (mean ± sd over seeds)
+    against FLOPs and against measured training throughput, an arrow from each network with its depthwise conv
+    to the same network with window attention in its place."""
+    rows = [row for row in rows if not row["error"]]
+    flops, unit = _flops(rows)
+    fig = _figure(12.5, 6.0)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, xs, xlabel in ((axes[0], flops, unit),
+                           (axes[1], [row["train_images_per_second_mean"] for row in rows],
+                            "training images/s, measured in the runs")):
+        at = {row["name"]: (x, row["top1_mean"]) for row, x in zip(rows, xs, strict=True)}
+        labels, points = [], []
+        for row, x in zip(rows, xs, strict=True):
+            color = MIXER_STYLE[_mixer(row)][0]
+            ax.errorbar(x, row["top1_mean"], yerr=row["top1_sd"], fmt="o", ms=7, color=color, capsize=3, mew=1.5)
+            name = f"ConvNeXt-T ({row['name']})" if row["name"] == FINAL_STEP else row["name"]
+            labels.append(ax.annotate(name, (x, row["top1_mean"]), xytext=LABEL_OFFSETS[0],
+                                      textcoords="offset points", va="center", fontsize=8.5,
+                                      arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6, "shrinkA": 1,
+                                                  "shrinkB": 5}))
+            points.append((x, row["top1_mean"], row["top1_sd"] or 0.0))
+            twin = row["name"].removesuffix(WINDOW_ATTENTION)
+            if twin != row["name"] and twin in at:
+                ax.annotate("", at[row["name"]], xytext=at[twin], arrowprops={
+                    "arrowstyle": "->", "color": MIXER_STYLE["attention"][0], "lw": 1.3, "shrinkA": 7, "shrinkB": 7})
+        ax.margins(x=0.25, y=0.1)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.spines["top"].set_visible(False)
+        _place_labels(ax, labels, points)
+    axes[0].set_xscale("log")  # the dense conv costs 5 times the others
+    axes[0].xaxis.set_major_locator(FixedLocator([2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 40]))
+    axes[0].xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    axes[0].xaxis.set_minor_formatter(NullFormatter())
+    axes[0].set_ylabel("top-1 (%), mean ± sd over seeds")
+    handles = [Line2D([], [], ls="", marker="o", color=color, label=label)
+               for key, (color, label) in MIXER_STYLE.items() if any(_mixer(row) == key for row in rows)]
+    handles.append(Line2D([], [], color=MIXER_STYLE["attention"][0], marker=r"$\rightarrow$", ms=12, ls="",
+                          label="the same network, conv -> window attention"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9, frameon=False)
+    seeds = "-".join(map(str, sorted({min(r["seeds"] for r in rows), max(r["seeds"] for r in rows)})))
+    fig.suptitle(f"The spatial mixer: depthwise conv, window attention, dense conv, Swin\n{_data_name(rows)}, "
+                 f"{rows[0]['scale']} scale, {rows[0]['input_size']} px, {seeds} seeds each", fontsize=11)
+    _save(fig, out_base)
+
+
 ROADMAP_FIGURES = ("roadmap", "accuracy_vs_gflops", "accuracy_vs_throughput")  # an experiment's files, <name>.png
 ABLATION_FIGURE = "ablation"
+MIXERS_FIGURE = "mixers"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -447,6 +515,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"an experiment folder: reads its {RECORDS}/*.json, writes the figures beside them")
     parser.add_argument("--reference", metavar="NAME",
                         help="an ablation study: draw each variant's change from the run named NAME (ablation.png)")
+    parser.add_argument("--mixers", action="store_true",
+                        help="with --reference, the attention study: draw its networks by spatial mixer (mixers.png)")
     parser.add_argument("--goal", type=Path, metavar="RECORDS",
                         help="the roadmap figure: draw Swin's top-1 (Swin-T; Swin-B in the ResNet-200 regime) from "
                         "its records in RECORDS as a line, as Figure 2 draws Swin-T's (e.g. experiments/attention/"
@@ -460,8 +530,8 @@ def main(argv: list[str] | None = None) -> None:
     folder = args.experiment / RECORDS
     if args.reference:
         rows = compare_folder(folder, args.reference)
-        ablation_figure(rows, args.experiment / ABLATION_FIGURE)
-        names: tuple[str, ...] = (ABLATION_FIGURE,)
+        names: tuple[str, ...] = (MIXERS_FIGURE,) if args.mixers else (ABLATION_FIGURE,)
+        (mixers_figure if args.mixers else ablation_figure)(rows, args.experiment / names[0])
     else:
         rows = aggregate(load_records(folder))
         if not rows:
