@@ -214,6 +214,12 @@ def sweep_args(sweep: Path, seeds: str) -> list[str]:
     return [*SMALL, f"seed={seeds}", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed${seed}", "-m"]
 
 
+def progress(sweep: Path) -> set[str]:
+    """What a study has written so far: its jobs' epoch checkpoints and records."""
+    return {str(path.relative_to(sweep)) for pattern in ("*/checkpoints/epoch=*.ckpt", "*/result.json")
+            for path in sweep.glob(pattern)}
+
+
 def test_a_study_killed_at_random_moments_ends_with_the_uninterrupted_records(uninterrupted, tmp_path):
     """SIGKILL at seeded random moments of a two-job multirun, each kill followed by the same command, until it ends:
     the kills land in the jobs' set-up, training, validation, checkpoint saves and record writes.
@@ -221,16 +227,24 @@ def test_a_study_killed_at_random_moments_ends_with_the_uninterrupted_records(un
     that job, naming this process, and exits cleanly."""
     sweep, args = tmp_path / "sweep", sweep_args(tmp_path / "sweep", "0,1")
     schedule = random.Random(25)
-    # Seconds into the jobs: together they take 3-4 s from scratch, and each attempt sets its job up again (0.5 s).
-    moments = [schedule.uniform(0.0, 2.5) for _ in range(12)]
     logs, killed = [], 0
-    for attempt, moment in enumerate(moments):
+    for attempt in range(12):
         logs.append(tmp_path / f"attempt{attempt}.log")
         process = start(args, logs[-1])
         while "Launching 2 jobs" not in logs[-1].read_text():  # the sweep is checked: its jobs start now
             assert process.exitcode is None, logs[-1].read_text()[-5000:]
             time.sleep(0.01)
-        process.join(timeout=moment)
+        # Kills keyed to the study's own progress, whatever the machine's speed: at a random moment just after the
+        # attempt writes its next checkpoint or record (within 0.1 s: the saves, the next epoch's start), or, every
+        # third attempt, at a random moment of its first half second (set-up, the first batches, a resume).
+        if attempt % 3 == 2:
+            delay = schedule.uniform(0.0, 0.5)
+        else:
+            written = progress(sweep)
+            while progress(sweep) == written and process.exitcode is None:
+                time.sleep(0.005)
+            delay = schedule.uniform(0.0, 0.1)
+        process.join(timeout=delay)
         if process.exitcode == 0:  # the study ended before its kill
             break
         killed += 1
