@@ -1,6 +1,10 @@
 """Helpers shared by the tests."""
 
 import json
+import multiprocessing
+import os
+import runpy
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,3 +93,34 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
         elif kind == "history":
             run["history"] |= {item.key or "/".join(item.nested_key) for item in record.history.item}
     return run
+
+
+# --- run.py as a user starts it, without a fresh interpreter's imports ------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_py(args: list[str], log: Path) -> None:
+    """`python run.py <args>`, in a process forked from this one, its output into `log`."""
+    out = os.open(log, os.O_WRONLY)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    # Left open: multiprocessing writes a SystemExit's message there after this function, as Python would.
+    sys.stdout = sys.stderr = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.argv = [str(ROOT / "run.py"), *args]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+
+
+def start(args: list[str], log: Path) -> multiprocessing.Process:
+    """run.py in the background, forked from this process, which has imported what it imports: a process of its own,
+    killed by SIGKILL as any other, without the 6 s a fresh interpreter spends importing torch and Lightning."""
+    log.touch()
+    process = multiprocessing.get_context("fork").Process(target=_run_py, args=(args, log))
+    process.start()
+    return process
+
+
+def finish(process: multiprocessing.Process, log: Path) -> str:
+    process.join(timeout=300)
+    assert process.exitcode == 0, log.read_text()[-5000:]
+    return log.read_text()

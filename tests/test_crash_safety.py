@@ -6,16 +6,15 @@ import multiprocessing
 import os
 import random
 import re
-import runpy
 import shutil
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import finish, start
 from lightning.pytorch.callbacks import Callback
 
 from roadmap.checkpoints import AtomicCheckpointIO, flaw
@@ -23,7 +22,6 @@ from roadmap.config import compose
 from roadmap.lock import HOLDER, FolderHeld, hold
 from roadmap.train import skip_or_continue, train
 
-ROOT = Path(__file__).resolve().parent.parent
 # The smoke scale's network (widths x 0.125) on a few synthetic batches: 3 epochs of 4 batches, validated after each,
 # with Mixup, layer norm and an EMA, so that every state a checkpoint carries is in play.
 SMALL = ("scale=smoke", "data=synthetic", "data.train_size=64", "data.val_size=32", "scale.input_size=32",
@@ -182,32 +180,6 @@ def test_a_folder_has_one_holder_and_a_killed_holder_leaves_it_free(tmp_path):
     assert not (folder / HOLDER).exists()
     with hold(folder):  # released at the end of the block
         pass
-
-
-def _run_py(args: list[str], log: Path) -> None:
-    """`python run.py <args>`, in a process forked from this one, its output into `log`."""
-    out = os.open(log, os.O_WRONLY)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    # Left open: multiprocessing writes a SystemExit's message there after this function, as Python would.
-    sys.stdout = sys.stderr = os.fdopen(1, "w", buffering=1, closefd=False)
-    sys.argv = [str(ROOT / "run.py"), *args]
-    runpy.run_path(sys.argv[0], run_name="__main__")
-
-
-def start(args: list[str], log: Path) -> multiprocessing.Process:
-    """run.py in the background, forked from this process, which has imported what it imports: a process of its own,
-    killed by SIGKILL as any other, without the 6 s a fresh interpreter spends importing torch and Lightning."""
-    log.touch()
-    process = multiprocessing.get_context("fork").Process(target=_run_py, args=(args, log))
-    process.start()
-    return process
-
-
-def finish(process: multiprocessing.Process, log: Path) -> str:
-    process.join(timeout=300)
-    assert process.exitcode == 0, log.read_text()[-5000:]
-    return log.read_text()
 
 
 def sweep_args(sweep: Path, seeds: str) -> list[str]:

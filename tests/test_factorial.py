@@ -4,23 +4,18 @@ analysis of its records (planted effects recovered, intervals that cover), and a
 import itertools
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from helpers import TINY
+from helpers import TINY, finish, start
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
 from roadmap.ablation import run_name
-from roadmap.config import CONF_DIR, PRIMARY, build_model, compose
+from roadmap.config import CONF_DIR, PRIMARY, compose
 from roadmap.errors import ConfigError
 from roadmap.factorial import MINIMUM_ABERRATION, Design, design_for, factorial_rows
 from roadmap.results.effects import CHAIN, HIGHER, MAIN, analyse, fit, lenth_pse, saturated_terms
@@ -76,26 +71,19 @@ def test_the_catalogue_designs_have_minimum_aberration(factors, resolution):
     assert design.word_length_pattern()[:4] == _minimum_word_lengths(base, factors - base, odd_only=resolution == 4)
 
 
-def test_every_row_of_the_default_design_composes_builds_and_is_named_as_a_free_combination():
+def test_the_sweep_check_composes_checks_and_builds_every_row_named_as_a_free_combination(caplog):
+    """`run.py -m +ablation=factorial` runs CheckSweep before its first job (here in-process, on Hydra's loader): it
+    composes, checks and builds on the meta device each of the default design's 32 rows."""
     rows = factorial_rows(FACTORS, DEFAULT.resolution, list(DEFAULT.fixed))
     assert len(rows) == 32 and all(row[0] == "modern_recipe" for row in rows)  # the recipe held on, first
-    names = set()
-    for deltas in rows:
-        cfg = compose([f"+delta=[{','.join(deltas)}]", "study=factorial"])
-        assert list(cfg.deltas) == deltas and cfg.name == run_name(deltas)
-        with torch.device("meta"):
-            build_model(cfg)
-        names.add(cfg.name)
-    assert len(names) == 32
-
-
-def test_the_sweep_check_composes_checks_and_builds_every_row(caplog):
-    """`run.py -m +ablation=factorial` runs CheckSweep before its first job: here in-process, on Hydra's loader."""
+    assert len({run_name(row) for row in rows}) == 32
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         config = hydra_compose(PRIMARY, overrides=["+ablation=factorial", "seed=0"], return_hydra_config=True)
         with caplog.at_level(logging.INFO):
             CheckSweep().on_multirun_start(config)
     assert "checked the sweep's 32 jobs" in caplog.text
+    one = compose([f"+delta=[{','.join(rows[5])}]", "study=factorial"])
+    assert list(one.deltas) == rows[5] and one.name == run_name(rows[5])
 
 
 def test_the_design_logs_the_alias_chains_it_will_estimate(caplog):
@@ -241,21 +229,18 @@ def test_records_of_another_design_are_refused():
 
 def test_an_interrupted_factorial_study_resumes_where_it_stopped(tmp_path):
     """Killed after two of its four jobs, the same command finishes the other two and leaves the first two."""
-    small = ["+ablation=factorial", "ablation.factors=[gelu,layer_norm,fewer_norms]", "ablation.resolution=3",
-             "seed=0", *TINY, "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-             f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${name}-seed${seed}", "-m"]
-    command = [sys.executable, str(ROOT / "run.py"), *small]
-    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 300
-    while len(list(tmp_path.glob("*/result.json"))) < 2 and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    args = ["+ablation=factorial", "ablation.factors=[gelu,layer_norm,fewer_norms]", "ablation.resolution=3",
+            "seed=0", *TINY, "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+            f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${name}-seed${seed}", "-m"]
+    first = start(args, tmp_path / "first.log")
+    while len(list(tmp_path.glob("*/result.json"))) < 2 and first.exitcode is None:
+        time.sleep(0.01)
+    first.kill()
+    first.join()
     done = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/result.json")}
     assert 2 <= len(done) < 4
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
+    output = finish(start(args, tmp_path / "again.log"), tmp_path / "again.log")
+    assert output.count("is already completed") == len(done)
     records = [json.loads(p.read_text()) for p in tmp_path.glob("*/result.json")]
     assert len(records) == 4 and {r["study"] for r in records} == {"factorial"}
     assert {p: p.stat().st_mtime_ns for p in done} == done  # the finished jobs were skipped, not retrained
