@@ -1,14 +1,12 @@
 """Training: every step fits, records are complete, runs are deterministic and resumable, faults are clear."""
 
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY, read_offline_run, tiny_cfg
+from helpers import TINY, finish, read_offline_run, start, tiny_cfg
 from lightning.pytorch.callbacks import Callback
 
 from roadmap.config import step_overrides
@@ -16,8 +14,6 @@ from roadmap.module import NonFiniteLossError
 from roadmap.results.records import RecordWarning, load_records
 from roadmap.steps import STEPS, chain
 from roadmap.train import Recorder, same_config, skip_or_continue, train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("step", list(STEPS))
@@ -137,26 +133,19 @@ def test_a_named_model_is_named_after_itself_and_kept_out_of_the_roadmap(tmp_pat
     assert [r["name"] for r in load_records(tmp_path / "runs", roadmap_only=False)] == ["convnext_t"]
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
-
-
 def test_three_seed_multirun_writes_three_records_and_a_rerun_skips_them(tmp_path):
     # As the Makefile's studies run: a fixed sweep folder, one folder per job named by the job.
-    args = ("+step=inverted_bottleneck", "seed=0,1,2", *TINY, f"hydra.sweep.dir={tmp_path}",
-            "hydra.sweep.subdir=${name}-seed${seed}", "-m")
-    result = run_cli(*args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = ["+step=inverted_bottleneck", "seed=0,1,2", *TINY, f"hydra.sweep.dir={tmp_path}",
+            "hydra.sweep.subdir=${name}-seed${seed}", "-m"]
+    finish(start(args, tmp_path / "first.log"), tmp_path / "first.log")
     paths = sorted(tmp_path.rglob("result.json"))
     records = [json.loads(p.read_text()) for p in paths]
     assert sorted(r["seed"] for r in records) == [0, 1, 2]
     assert {r["step"] for r in records} == {"inverted_bottleneck"}
     assert len({tuple(r["train_loss"]) for r in records}) == 3
     written = [p.stat().st_mtime_ns for p in paths]
-    again = run_cli(*args, cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert (again.stdout + again.stderr).count("is already completed") == 3
+    again = finish(start(args, tmp_path / "again.log"), tmp_path / "again.log")
+    assert again.count("is already completed") == 3
     assert [p.stat().st_mtime_ns for p in paths] == written  # nothing trained, nothing rewritten
 
 
@@ -203,9 +192,10 @@ def test_a_record_keeps_the_recipe_as_composed_and_what_the_budget_changed(tmp_p
 def test_a_failing_job_loses_no_other_record(tmp_path):
     # A global batch of 12 passes the sweep's check (it needs the device count) and fails in its job.
     tiny = [o for o in TINY if not o.startswith("scale.global_batch_size=")]
-    result = run_cli("scale.global_batch_size=8,12", *tiny, f"hydra.sweep.dir={tmp_path}", "-m", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "1 job(s) failed" in result.stderr
+    run = start(["scale.global_batch_size=8,12", *tiny, f"hydra.sweep.dir={tmp_path}", "-m"], tmp_path / "run.log")
+    run.join(timeout=300)
+    assert run.exitcode != 0
+    assert "1 job(s) failed" in (tmp_path / "run.log").read_text()
     records = {p.parent.name: json.loads(p.read_text()) for p in tmp_path.rglob("result.json")}
     statuses = sorted(r["status"] for r in records.values())
     assert statuses == ["completed", "failed"]
