@@ -11,7 +11,7 @@ import pytest
 
 from roadmap import figure
 from roadmap.results import cli, stats, tables
-from roadmap.results.records import RecordWarning, collect, load_records
+from roadmap.results.records import RecordWarning, atomic_write, atomic_write_text, collect, load_records
 from roadmap.results.stats import aggregate
 from roadmap.steps import ROADMAP, STEPS, chain
 
@@ -239,3 +239,19 @@ def test_shipped_leave_one_out_is_rebuilt_from_its_records(tmp_path):
     reverted = {row["change"].removeprefix("-") for row in rows if row["change"].startswith("-")}
     assert reverted == set(chain("separate_downsampling"))
     assert all(row["seeds"] == row["paired_seeds"] == 3 for row in rows[1:])
+
+
+def test_an_atomic_write_replaces_whole_or_not_at_all_with_the_mode_of_a_plain_write(tmp_path):
+    path = tmp_path / "result.json"
+    atomic_write_text(path, "old")
+    plain = tmp_path / "plain.json"
+    plain.write_text("x")
+    assert path.stat().st_mode == plain.stat().st_mode  # not mkstemp's 0600: a cluster's group reads records
+
+    def torn(f):
+        f.write(b"half")
+        raise KeyboardInterrupt  # a kill mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, torn)
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["plain.json", "result.json"]

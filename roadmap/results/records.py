@@ -14,6 +14,16 @@ from roadmap.ablation import run_name
 from roadmap.steps import STEPS, roadmap_order
 
 
+def _file_mode() -> int:
+    """The mode open() gives a new file here: 0666 less the process's umask (read without changing it for good)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     """`write` into a temporary file beside `path`, flushed to disk, then renamed over `path` (atomic on POSIX): a
     kill at any moment leaves the old file or the new one, never part of one. The folder is synced too, so that the
@@ -21,6 +31,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 would hide records and checkpoints from a shared cluster's group
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -38,7 +49,6 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
-
 
 
 RECORDS = "records"  # an experiment folder keeps its runs' records here, as <name>-seed<seed>.json
