@@ -64,7 +64,7 @@ roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), the
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --goal $(ATTENTION)/records --wandb roadmap \
 		--wandb-dir $$sweep && exit $$status
 
-figure: install ## rebuild the committed tables, figures and study READMEs' generated table and provenance (EXPERIMENT's, ABLATION's, CALIBRATION's, SEED_NOISE's and ATTENTION's) from their records (no training)
+figure: install ## rebuild the committed tables, figures and study READMEs' generated table and provenance (EXPERIMENT's, ABLATION's, CALIBRATION's, SEED_NOISE's, ATTENTION's and FACTORIAL's) from their records (no training)
 	$(PY) scripts/aggregate.py --runs $(EXPERIMENT)/records --out $(EXPERIMENT)
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --goal $(ATTENTION)/records
 	$(PY) scripts/aggregate.py --runs $(ABLATION)/records --out $(ABLATION) --reference $(REFERENCE)
@@ -73,6 +73,7 @@ figure: install ## rebuild the committed tables, figures and study READMEs' gene
 	$(PY) scripts/aggregate.py --runs $(SEED_NOISE)/records --out $(SEED_NOISE)
 	$(PY) scripts/aggregate.py --runs $(ATTENTION)/records --out $(ATTENTION) --reference $(REFERENCE)
 	$(PY) scripts/figure.py --experiment $(ATTENTION) --reference $(REFERENCE) --mixers
+	$(PY) scripts/effects.py --experiment $(FACTORIAL) --path $(EXPERIMENT)/records --leave-one-out $(ABLATION)/records
 
 leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (proxy), into ABLATION and its wandb summary run; resumable
 	@sweep=$(SWEEPS)/leave_one_out; status=0; \

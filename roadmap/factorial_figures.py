@@ -11,6 +11,7 @@ from scipy.stats import halfnorm
 from roadmap.figure import STYLE, _figure, _save
 from roadmap.results.effects import CHAIN, MAIN, Analysis
 
+LABELLED = 7  # the largest effects named on the half-normal plot
 VIEW_STYLE = {  # view -> (label, colour, marker)
     "path": ("along the paper's path (step − parent)", "#1b9e77", "o"),
     "leave_one_out": ("reverted from ConvNeXt-T (leave-one-out)", "#d95f02", "s"),
@@ -30,7 +31,7 @@ def half_normal_figure(analysis: Analysis, out_base: Path) -> None:
         for i, (q, e) in enumerate(zip(quantiles, effects, strict=True)):
             color = "#7570b3" if e.term.kind == MAIN else "#999999" if e.term.kind == CHAIN else "#cccccc"
             ax.scatter(q, abs(e.effect), s=36, color=color if e.beyond_noise else "white", edgecolors=color, zorder=3)
-            if e.beyond_noise or i >= m - 3:  # the noise's effects crowd near zero: name only what stands out
+            if i >= m - LABELLED:  # the rest crowd together: named in effects.csv and interactions.csv
                 name = e.term.name if e.term.kind == MAIN else e.term.name.split(" = ")[0] + " = …"
                 sign = "+" if e.effect > 0 else "−"
                 ax.annotate(f"{name} ({sign})", (q, abs(e.effect)), xytext=(6, -3), textcoords="offset points",
@@ -41,7 +42,8 @@ def half_normal_figure(analysis: Analysis, out_base: Path) -> None:
         ax.scatter([], [], color="#7570b3", label="main effect")
         ax.scatter([], [], color="#999999", label="alias chain of two-factor interactions")
         ax.scatter([], [], color="white", edgecolors="0.3", label="interval includes zero")
-        ax.set_xlabel("half-normal quantile")
+        ax.set_xlabel(f"half-normal quantile (the {LABELLED} largest effects named; all in effects.csv and "
+                      "interactions.csv)")
         ax.set_ylabel("|effect on top-1| (points)")
         ax.set_title(f"Factorial effects on top-1: {analysis.design.rows} rows × seeds {analysis.seeds}, "
                      f"{analysis.top1.error}", fontsize=10)

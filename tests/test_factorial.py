@@ -216,6 +216,18 @@ def test_the_report_writes_effects_chains_costs_and_views_from_records(tmp_path)
     assert (tmp_path / "effects.png").is_file() and "Three views" in (tmp_path / "table.md").read_text()
 
 
+def test_a_run_that_did_not_train_is_left_out_of_the_accuracy_fit_and_named(tmp_path):
+    design = design_for(FACTORS, 4)
+    records = _records(design, ["modern_recipe"], (0, 1), np.random.default_rng(2))
+    diverged = {**records[40], "top1": 10.0}  # its loss stuck at ln(10): chance on 10 classes
+    analysis = analyse([*records[:40], diverged, *records[41:]])
+    assert analysis.diverged == [diverged] and analysis.top1.error == "pure error (31 df)"
+    assert analysis.images_per_second.error == "pure error (32 df)"  # its cost is still measured
+    clean = {e.term.name: e.effect for e in analyse(records).top1.effects}
+    kept = {e.term.name: e.effect for e in analysis.top1.effects}
+    assert kept["patchify_stem"] == pytest.approx(clean["patchify_stem"], abs=0.2)  # not dragged by 75 points
+
+
 def test_records_of_another_design_are_refused():
     design = design_for(FACTORS, 4)
     records = _records(design, ["modern_recipe"], (0,), np.random.default_rng(0))

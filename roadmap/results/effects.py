@@ -150,23 +150,34 @@ def design_rows(records: Sequence[dict], design: Design, fixed: Sequence[str]) -
     return rows
 
 
+def did_not_train(record: dict) -> bool:
+    """A run whose top-1 stayed under twice chance: its training diverged (loss stuck at ln(classes)), so its top-1
+    measures no network's accuracy. It is left out of the accuracy fit and named, never silently averaged in."""
+    classes = record["config"]["data"]["num_classes"]
+    return record["top1"] < 2 * 100 / classes
+
+
 @dataclass(frozen=True)
 class Analysis:
     design: Design
     runs: int
     seeds: list[int]
-    top1: Fit
-    images_per_second: Fit  # on log img/s
-    gflops: Fit  # on log GFLOPs
+    top1: Fit  # over the runs that trained
+    images_per_second: Fit  # on log img/s, every run
+    gflops: Fit  # on log GFLOPs, every run
+    diverged: list[dict]  # the runs left out of the top-1 fit (did_not_train)
 
 
 def analyse(records: Sequence[dict]) -> Analysis:
-    """Top-1, log training img/s and log GFLOPs, each fitted on the design's saturated model."""
+    """Top-1 (of the runs that trained), log training img/s and log GFLOPs, each fitted on the design's saturated
+    model."""
     design, fixed = design_of(records)
     rows = design_rows(records, design, fixed)
+    trained = [i for i, record in enumerate(records) if not did_not_train(record)]
     return Analysis(
         design=design, runs=len(records), seeds=sorted({r["seed"] for r in records}),
-        top1=fit(design, rows, [r["top1"] for r in records]),
+        top1=fit(design, [rows[i] for i in trained], [records[i]["top1"] for i in trained]),
         images_per_second=fit(design, rows, [math.log(r["train_images_per_second"]) for r in records]),
         gflops=fit(design, rows, [math.log(r["gflops"]) for r in records], noise=False),
+        diverged=[r for r in records if did_not_train(r)],
     )

@@ -96,6 +96,14 @@ def _ci(low: float | None, high: float | None, fmt: str = "+.2f") -> str:
     return "" if low is None else f"[{low:{fmt}}, {high:{fmt}}]"
 
 
+def _diverged_note(analysis: Analysis) -> list[str]:
+    if not analysis.diverged:
+        return []
+    runs = "; ".join(f"`{r['name']}` seed {r['seed']} ({r['top1']:.2f} %)" for r in analysis.diverged)
+    return [f"Left out of the top-1 fit, as their training diverged (top-1 under twice chance; the loss stuck at "
+            f"ln(classes)): {runs}. Their row's other seeds stay in; their costs stay in the cost fits.", ""]
+
+
 def to_markdown(analysis: Analysis, records: list[dict], view_rows: list[dict]) -> str:
     design, head = analysis.design, records[0]
     resolution = ROMAN.get(design.resolution, str(design.resolution))
@@ -110,7 +118,8 @@ def to_markdown(analysis: Analysis, records: list[dict], view_rows: list[dict]) 
         f"{', '.join(fixed) or 'nothing'}. Effect: mean with the change minus mean without it (statsmodels OLS on ±1 "
         f"coding, saturated), 95% interval from the {analysis.top1.error}.",
         "",
-        "## Main effects on top-1 (points)",
+        *_diverged_note(analysis),
+        "### Main effects on top-1 (points)",
         "",
         "| change | effect | 95% CI | GFLOPs × | img/s × | 95% CI of img/s × |",
         "|---|---|---|---|---|---|",
@@ -128,7 +137,7 @@ def to_markdown(analysis: Analysis, records: list[dict], view_rows: list[dict]) 
         "effect on the log scale, exponentiated); img/s from the "
         f"{analysis.images_per_second.error}, measured on {head['device']}.",
         "",
-        "## Alias chains of two-factor interactions (points of top-1)",
+        "### Alias chains of two-factor interactions (points of top-1)",
         "",
         "Each chain is one column of the design: its effect is the sum of its members' (a member after `-` counts "
         "negatively), and the data cannot tell them apart.",
@@ -146,7 +155,7 @@ def to_markdown(analysis: Analysis, records: list[dict], view_rows: list[dict]) 
                   + "; ".join(f"{e.effect:+.2f} {_ci(e.ci_low, e.ci_high)}" for e in higher) + "."]
     lines += [
         "",
-        "## Three views of every change (points of top-1, 95% intervals)",
+        "### Three views of every change (points of top-1, 95% intervals)",
         "",
         "Path: the step minus its parent along the paper's roadmap (experiments/fashion_mnist_proxy). Leave-one-out: "
         "ConvNeXt-T minus ConvNeXt-T with the change reverted (experiments/leave_one_out). Factorial: the main "
