@@ -14,6 +14,13 @@ ATTENTION ?= experiments/attention
 FACTORIAL ?= experiments/factorial
 FACTORIAL_SEEDS ?= 0 1# one seed at a time: a whole replicate of the design first
 SEEDS ?= 0,1,2
+LADDER ?= experiments/ladder
+LADDER_SEEDS ?= 0 1# two seeds, their error pooled across the ladder's configurations
+LADDER_SETTINGS ?= 3:sqrt 3:linear 9:sqrt# passes:regulariser rule, in the order they run
+# The factorial's best row (the modern recipe, stage ratio, patchify stem, depthwise conv, moved up, separate
+# downsampling), rerun on fresh seeds: its lead over the other 31 rows is inflated by its selection.
+BEST_ROW = modern_recipe,stage_ratio,patchify_stem,depthwise_conv,move_up_dwconv,separate_downsampling
+BEST_ROW_SEEDS ?= 2,3,4
 # Every roadmap step, in order, read from roadmap/steps.py (which imports nothing beyond the standard library).
 STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; print(",".join(STEPS))')
 # A study trains into fixed folders, one per job, named by the job: run again, it skips the jobs whose record is
@@ -31,7 +38,7 @@ RESNET_ONLY_LIST = $(filter input_28 %warmup_rule,$(ALL_CANDIDATES))
 RESNET_ONLY = $(subst $(space),$(comma),$(RESNET_ONLY_LIST))
 CANDIDATES = $(subst $(space),$(comma),$(filter-out $(RESNET_ONLY_LIST),$(ALL_CANDIDATES)))
 
-.PHONY: help install test lint flops roadmap figure leave-one-out attention factorial calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle gpu-roadmap cross-rung
+.PHONY: help install test lint flops roadmap figure leave-one-out attention factorial calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle gpu-roadmap cross-rung ladder
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -106,6 +113,15 @@ factorial: install ## the factorial study: 32 rows of a resolution-IV design ove
 	done; \
 	$(PY) scripts/effects.py --runs $$sweep --experiment $(FACTORIAL) --path $(EXPERIMENT)/records \
 		--leave-one-out $(ABLATION)/records && exit $$status
+
+ladder: install ## the ladder study: ConvNeXt-T with each contested change reverted, and ResNet-50 under both recipes, at each of LADDER_SETTINGS x LADDER_SEEDS (proxy), and the factorial's best row on fresh seeds, into LADDER; resumable
+	@sweep=$(SWEEPS)/ladder; status=0; \
+	$(PY) run.py -m '+delta=[$(BEST_ROW)]' seed=$(BEST_ROW_SEEDS) study=factorial hydra.sweep.dir=$$sweep/best_row \
+		$(JOB_DIR) || status=$$?; \
+	for setting in $(LADDER_SETTINGS); do for seed in $(LADDER_SEEDS); do \
+		$(PY) run.py -m +ablation=ladder scale.epochs=$${setting%%:*} scale.budget.regularization=$${setting##*:} \
+			seed=$$seed hydra.sweep.dir=$$sweep || status=$$?; \
+	done; done; exit $$status
 
 calibration: install ## the proxy calibration study: both ends of the roadmap x 3 seeds under every candidate in conf/calibration/ (ResNet-50 alone under RESNET_ONLY), into CALIBRATION; resumable
 	@sweep=$(SWEEPS)/proxy_calibration; status=0; \

@@ -80,11 +80,15 @@ def check_combination(deltas: Sequence[str]) -> None:
                 f"undo {earlier}. {fix[0].upper()}{fix[1:]}.")
 
 
-def leave_one_out(final: str = FINAL_STEP) -> dict[str, list[str]]:
-    """The leave-one-out study: for each delta of `final`'s chain, the chain without it; and `final` itself
-    (the reference, under the key ``""``)."""
+def leave_one_out(final: str = FINAL_STEP, reverts: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """The leave-one-out study: for each delta of `final`'s chain (or each of `reverts`), the chain without it;
+    and `final` itself (the reference, under the key ``""``)."""
     full = chain(final)
-    return {"": full, **{reverted: [d for d in full if d != reverted] for reverted in full}}
+    unknown = [d for d in reverts or () if d not in full]
+    if unknown:
+        raise ConfigError(f"cannot revert {', '.join(unknown)}: {final} does not apply it. Its deltas: "
+                          f"{', '.join(full)}")
+    return {"": full, **{reverted: [d for d in full if d != reverted] for reverted in reverts or full}}
 
 
 def sweep(variants: Iterable[Sequence[str]]) -> str:
@@ -93,9 +97,11 @@ def sweep(variants: Iterable[Sequence[str]]) -> str:
 
 
 def register_resolvers() -> None:
-    """``${run_name:${deltas},${model_name}}`` and ``${leave_one_out:}`` for conf/train.yaml and conf/ablation/."""
+    """``${run_name:${deltas},${model_name}}`` and ``${leave_one_out:}`` (or ``${leave_one_out:final,[reverts]}``)
+    for conf/train.yaml and conf/ablation/."""
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", lambda deltas, model=None: run_name(list(deltas), model))
     if not OmegaConf.has_resolver("leave_one_out"):
         OmegaConf.register_new_resolver(
-            "leave_one_out", lambda final=FINAL_STEP: sweep(leave_one_out(final).values()))
+            "leave_one_out",
+            lambda final=FINAL_STEP, reverts=None: sweep(leave_one_out(final, reverts and list(reverts)).values()))

@@ -16,8 +16,9 @@ from roadmap.errors import need
 from roadmap.steps import ORDER, STEPS
 
 # roadmap: `make roadmap`; leave_one_out: `+ablation=leave_one_out`; factorial: `+ablation=factorial`;
-# calibration: `make calibration`; attention: `make attention`; free: any other run (conf/train.yaml's `study`).
-STUDIES = ("roadmap", "leave_one_out", "factorial", "calibration", "attention", "free")
+# calibration: `make calibration`; attention: `make attention`; ladder: `+ablation=ladder`; free: any other run
+# (conf/train.yaml's `study`).
+STUDIES = ("roadmap", "leave_one_out", "factorial", "calibration", "attention", "ladder", "free")
 
 
 def check_study(study: Any) -> None:
