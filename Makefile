@@ -28,7 +28,7 @@ STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; prin
 SWEEPS ?= multirun
 JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
 # Candidates only ResNet-50 runs, in a sweep of their own: Fashion-MNIST's own 28 px leaves ConvNeXt's last stage
-# nothing (7 -> 3 -> 1 -> 0 px), and a sweep is checked whole before it starts (roadmap/validation.py); the warmup
+# nothing (7 -> 3 -> 1 -> 0 px), and a sweep is checked whole before it starts (roadmap/training/validation.py); the warmup
 # rule leaves ConvNeXt-T's recipe, which warms up, as it is, so the runs there of every *warmup_rule candidate
 # would repeat those without the rule.
 comma := ,

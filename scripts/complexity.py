@@ -1,6 +1,6 @@
 """Print and write experiments/complexity/<regime>.{csv,md}: `make flops`."""
 
-from roadmap.complexity import main
+from roadmap.model.flops import main
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """Each roadmap step's Δ at every rung beside the paper's, and each rung's rank correlation with the paper
-(roadmap/results/rungs.py): `python scripts/cross_rung.py --rung LABEL=FOLDER --rung LABEL=FOLDER [--out DIR]`."""
+(roadmap/studies/rungs.py): `python scripts/cross_rung.py --rung LABEL=FOLDER --rung LABEL=FOLDER [--out DIR]`."""
 
-from roadmap.results.rungs import main
+from roadmap.studies.rungs import main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Draw an experiment's roadmap figure and cost plots: `python scripts/figure.py --experiment experiments/<name>`."""
 
-from roadmap.figure import main
+from roadmap.figures.roadmap import main
 
 if __name__ == "__main__":
     main()

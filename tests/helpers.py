@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from wandb.proto.wandb_internal_pb2 import Record
 
-from roadmap.config import PAPER_SETTING, build_model, compose, step_overrides
+from roadmap.config.composition import PAPER_SETTING, build_model, compose, step_overrides
 
 # A tiny training budget: synthetic data, small images, one or two short epochs, no wandb unless asked.
 TINY = ("data=synthetic", "scale.input_size=32", "scale.batch_size=8", "scale.global_batch_size=8",

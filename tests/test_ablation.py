@@ -6,10 +6,10 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from roadmap.ablation import FINAL_STEP, check_combination, leave_one_out, run_name, settings, sweep
-from roadmap.config import CONF_DIR, build_model, compose
+from roadmap.config.ablation import FINAL_STEP, check_combination, leave_one_out, run_name, settings, sweep
+from roadmap.config.composition import CONF_DIR, build_model, compose
 from roadmap.steps import STEPS, chain
-from roadmap.train import train
+from roadmap.training.job import train
 
 TINY = ("data=synthetic", "scale.input_size=32", "scale.batch_size=8", "scale.global_batch_size=8",
         "scale.epochs=1", "logger.wandb.enabled=false", "+trainer.limit_train_batches=1",

@@ -10,15 +10,15 @@ from timm.models.swin_transformer import SwinTransformerBlock, WindowAttention
 from torch import nn
 from torchvision.ops.misc import Permute
 
-from roadmap.attention import WindowMixer, check_windows, fit_window, swin_stage_sizes
-from roadmap.complexity import complexity, count_params
-from roadmap.config import PAPER_SETTING, build_model, compose
+from roadmap.config.composition import PAPER_SETTING, build_model, compose
 from roadmap.errors import ConfigError
-from roadmap.figure import goal_runs
-from roadmap.recipe import build_optimizer
+from roadmap.figures.roadmap import goal_runs
+from roadmap.model.attention import WindowMixer, check_windows, fit_window, swin_stage_sizes
+from roadmap.model.flops import complexity, count_params
 from roadmap.results.stats import compare
 from roadmap.steps import ORDER, STEPS
-from roadmap.validation import check_config
+from roadmap.training.recipe import build_optimizer
+from roadmap.training.validation import check_config
 
 DIM, HEADS = 24, 3  # 8 channels a head: small, and still several heads
 

@@ -11,7 +11,11 @@ import torch
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from roadmap.benchmark import (
+from roadmap.config.composition import compose
+from roadmap.data.prepare import main as resize_main
+from roadmap.data.prepare import resize_folder, resized_size
+from roadmap.model.flops import count_params
+from roadmap.tools.benchmark import (
     CONVNEXT_STEP,
     ModelSpec,
     Settings,
@@ -21,10 +25,6 @@ from roadmap.benchmark import (
     main,
     make_fake_folder,
 )
-from roadmap.complexity import count_params
-from roadmap.config import compose
-from roadmap.prepare import main as resize_main
-from roadmap.prepare import resize_folder, resized_size
 
 # One thread: tiny models on a busy machine are fastest without OpenMP's waiting.
 TINY = Settings(device="cpu", batch_size=4, image_size=32, steps=1, warmup=2, rounds=2, amp=False,
@@ -140,7 +140,9 @@ def test_an_interrupted_resize_resumes_without_redoing_finished_files(source, tm
 
 
 def test_the_benchmark_reads_the_machine_without_loading_lightning():
-    """Memory and device names come from roadmap/system.py; only `bench.py job` trains, and loads Lightning then."""
-    code = "import sys, roadmap.benchmark; print(sorted({'lightning', 'roadmap.train'} & set(sys.modules)))"
+    """Memory and device names come from roadmap/training/system.py; only `bench.py job` trains, and loads Lightning
+    then."""
+    code = ("import sys, roadmap.tools.benchmark; "
+            "print(sorted({'lightning', 'roadmap.training.job'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -6,9 +6,9 @@ from omegaconf import OmegaConf
 from timm.data.auto_augment import rand_augment_transform
 from torch import nn
 
-from roadmap.budget import Budget, check_rules, fit_recipe
-from roadmap.config import compose
-from roadmap.recipe import build_scheduler
+from roadmap.config.composition import compose
+from roadmap.training.budget import Budget, check_rules, fit_recipe
+from roadmap.training.recipe import build_scheduler
 
 ORIGINAL = compose().recipe
 MODERN = compose(["+step=modern_recipe"]).recipe
@@ -16,13 +16,15 @@ ALL_RULES = {"warmup": True, "schedule": True, "ema": True, "regularization": Tr
 
 
 def lrs(recipe, steps_per_epoch: int) -> list[float]:
-    """The lr of every optimizer step of a run under `recipe`, as Lightning steps the scheduler."""
-    optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)
+    """The lr of every optimizer step of a run under `recipe` at its base batch, as a fraction of its base lr, as
+    Lightning steps the scheduler."""
+    base = recipe.lr.base
+    optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=base)
     scheduler, interval = build_scheduler(optimizer, recipe, steps_per_epoch)
     assert interval == "step"
     out = []
     for t in range(round(recipe.epochs * steps_per_epoch)):
-        out.append(optimizer.param_groups[0]["lr"])
+        out.append(optimizer.param_groups[0]["lr"] / base)
         scheduler.step_update(num_updates=t + 1)
     return out
 

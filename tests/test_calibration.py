@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from roadmap import calibration
-from roadmap.calibration import CENTRE, ENDPOINTS, summarize
-from roadmap.config import CONF_DIR, compose
+from roadmap.config.composition import CONF_DIR, compose
+from roadmap.studies import calibration
+from roadmap.studies.calibration import CENTRE, ENDPOINTS, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = sorted(path.stem for path in (CONF_DIR / "calibration").glob("*.yaml"))

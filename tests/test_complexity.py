@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from roadmap.complexity import OUT_DIR, main
+from roadmap.model.flops import OUT_DIR, main
 from roadmap.steps import REGIMES, STEPS
 
 SHIPPED = Path(__file__).resolve().parent.parent / OUT_DIR

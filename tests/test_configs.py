@@ -8,8 +8,8 @@ from helpers import step_model
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
-from roadmap.complexity import count_params
-from roadmap.config import CONF_DIR, build_model, compose, step_overrides
+from roadmap.config.composition import CONF_DIR, build_model, compose, step_overrides
+from roadmap.model.flops import count_params
 from roadmap.steps import REGIMES, ROADMAP, STEPS, chain
 
 GOLDEN_CHAINS = OmegaConf.to_container(OmegaConf.load(Path(__file__).parent / "golden/step_chains.yaml"))

@@ -17,10 +17,10 @@ import torch
 from helpers import finish, start
 from lightning.pytorch.callbacks import Callback
 
-from roadmap.checkpoints import AtomicCheckpointIO, flaw
-from roadmap.config import compose
-from roadmap.lock import HOLDER, FolderHeld, hold
-from roadmap.train import skip_or_continue, train
+from roadmap.config.composition import compose
+from roadmap.training.checkpoints import AtomicCheckpointIO, flaw
+from roadmap.training.job import skip_or_continue, train
+from roadmap.training.lock import HOLDER, FolderHeld, hold
 
 # The smoke scale's network (widths x 0.125) on a few synthetic batches: 3 epochs of 4 batches, validated after each,
 # with Mixup, layer norm and an EMA, so that every state a checkpoint carries is in play.

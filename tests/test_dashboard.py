@@ -11,11 +11,12 @@ import wandb_workspaces.reports.v2 as wr
 from helpers import read_offline_run, tiny_cfg
 from wandb_workspaces import expr
 
-from roadmap import dashboard, figure
-from roadmap.ablation import run_name
-from roadmap.config import compose
-from roadmap.summary_run import JOB_TYPE
-from roadmap.train import train
+from roadmap.config.ablation import run_name
+from roadmap.config.composition import compose
+from roadmap.figures import roadmap as figure
+from roadmap.studies.summary_run import JOB_TYPE
+from roadmap.tools import dashboard
+from roadmap.training.job import train
 
 DATA = ("data=synthetic",)  # the runs below train on synthetic data: their study keys say so
 

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 from PIL import Image
 
-from roadmap.config import CONF_DIR, compose
+from roadmap.config.composition import CONF_DIR, compose
 from roadmap.data import (
     DEBIAN_FASHION_MNIST,
     FASHION_MNIST_FILES,

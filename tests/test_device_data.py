@@ -20,14 +20,14 @@ from timm.data import auto_augment
 from timm.data.random_erasing import RandomErasing
 from timm.data.transforms import RandomResizedCropAndInterpolation
 
-from roadmap.benchmark import main as bench
-from roadmap.config import CONF_DIR
+from roadmap.config.composition import CONF_DIR
 from roadmap.data import FashionMNISTData, FolderData
 from roadmap.data.device import DeviceAugment, crop_boxes, erase, resized_crops
 from roadmap.data.randaugment import GEOMETRIC, LEVELS, PIXEL_OPS, BatchRandAugment, affine_matrices, warp
 from roadmap.data.sampling import BatchKey
 from roadmap.errors import ConfigError
-from roadmap.train import train
+from roadmap.tools.benchmark import main as bench
+from roadmap.training.job import train
 
 CPU = torch.device("cpu")
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")

@@ -11,8 +11,8 @@ import torch
 from hydra.utils import instantiate
 from timm.utils import ModelEmaV3
 
-from roadmap.config import build_model, compose
-from roadmap.train import train
+from roadmap.config.composition import build_model, compose
+from roadmap.training.job import train
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL_SIZE = 37  # odd: two processes cannot split it evenly, so a padding sampler would count an image twice

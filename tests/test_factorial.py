@@ -14,13 +14,13 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
-from roadmap.ablation import run_name
-from roadmap.config import CONF_DIR, PRIMARY, compose
+from roadmap.config.ablation import run_name
+from roadmap.config.composition import CONF_DIR, PRIMARY, compose
+from roadmap.config.factorial import MINIMUM_ABERRATION, Design, design_for, factorial_rows
 from roadmap.errors import ConfigError
-from roadmap.factorial import MINIMUM_ABERRATION, Design, design_for, factorial_rows
 from roadmap.results.effects import CHAIN, HIGHER, MAIN, analyse, fit, lenth_pse, saturated_terms
-from roadmap.results.factorial_report import reading, write_report
-from roadmap.validation import CheckSweep
+from roadmap.studies.factorial import reading, write_report
+from roadmap.training.validation import CheckSweep
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = OmegaConf.load(CONF_DIR / "ablation" / "factorial.yaml").ablation
@@ -87,10 +87,10 @@ def test_the_sweep_check_composes_checks_and_builds_every_row_named_as_a_free_co
 
 
 def test_the_design_logs_the_alias_chains_it_will_estimate(caplog):
-    from roadmap.factorial import _design
+    from roadmap.config.factorial import _design
 
     _design.cache_clear()
-    with caplog.at_level(logging.INFO, logger="roadmap.factorial"):
+    with caplog.at_level(logging.INFO, logger="roadmap.config.factorial"):
         factorial_rows(FACTORS, 4, ["modern_recipe"])
     assert "32 rows over 12 factors, resolution IV" in caplog.text
     assert "depthwise_conv:kernel_7" in caplog.text and "15 alias chains" in caplog.text

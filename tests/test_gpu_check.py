@@ -2,7 +2,7 @@
 
 import copy
 
-from roadmap.gpu_check import check_record, main
+from roadmap.tools.gpu_check import check_record, main
 
 
 def test_the_quick_check_runs_every_section_and_writes_its_report(tmp_path):

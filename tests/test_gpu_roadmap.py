@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roadmap.gpu_roadmap import REPORT, main, quick_plan
+from roadmap.tools.gpu_roadmap import REPORT, main, quick_plan
 
 needs_debian = pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                                   reason="needs Debian's Fashion-MNIST")

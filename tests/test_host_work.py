@@ -9,9 +9,9 @@ from helpers import tiny_cfg
 from lightning.pytorch.callbacks import Callback
 
 from roadmap.errors import ConfigError
-from roadmap.module import CHECK_LOSS_EVERY, RoadmapModule, compile_options
-from roadmap.train import train
-from roadmap.validation import check_config
+from roadmap.training.job import train
+from roadmap.training.module import CHECK_LOSS_EVERY, RoadmapModule, compile_options
+from roadmap.training.validation import check_config
 
 READS = ("item", "tolist", "__bool__", "__int__", "__float__", "numpy")  # each waits for the device on a GPU
 

@@ -9,11 +9,11 @@ import torchvision
 from helpers import perturb_norms, same_logits, step_model
 from torch import nn
 
-from roadmap.complexity import complexity, count_params
-from roadmap.config import build_model, compose, step_overrides
-from roadmap.network import RoadmapNet, SpatialConv
+from roadmap.config.composition import build_model, compose, step_overrides
+from roadmap.model.flops import complexity, count_params
+from roadmap.model.network import RoadmapNet, SpatialConv
+from roadmap.model.weights import load_state
 from roadmap.steps import STEPS
-from roadmap.weights import load_state
 
 CONVNEXT = {  # paper Table 9 / shared/docs/paper-facts.md: exact parameter counts
     "convnext_t": ("convnext_tiny", 28_589_128),

@@ -14,9 +14,9 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from lightning.pytorch.callbacks import Callback
 
-from roadmap.config import CONF_DIR, PRIMARY, compose
-from roadmap.preemption import INTERRUPTED
-from roadmap.train import skip_or_continue, train
+from roadmap.config.composition import CONF_DIR, PRIMARY, compose
+from roadmap.training.job import skip_or_continue, train
+from roadmap.training.preemption import INTERRUPTED
 
 # 2 epochs of 8 batches; at a global batch of 16 the optimizer steps every second batch.
 TINY = ("data=synthetic", "data.train_size=64", "data.val_size=24", "scale.input_size=32", "scale.batch_size=8",

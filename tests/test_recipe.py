@@ -6,9 +6,9 @@ from omegaconf import OmegaConf
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from torch import nn
 
-from roadmap.config import compose
-from roadmap.network import RoadmapNet
-from roadmap.recipe import (
+from roadmap.config.composition import compose
+from roadmap.model.network import RoadmapNet
+from roadmap.training.recipe import (
     accumulation,
     build_loss,
     build_mixup,
@@ -82,12 +82,13 @@ def test_cosine_schedule_warms_up_then_decays_to_min_lr():
 
 
 def test_step_schedule_drops_tenfold_every_third_of_training():
-    optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)
-    recipe = OmegaConf.merge(ORIGINAL, {"epochs": 9, "schedule": {"step_epochs": 3}})
+    optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)  # above the base lr: no gradual warm-up here
+    recipe = OmegaConf.merge(ORIGINAL, {"epochs": 9, "schedule": {"step_epochs": 3},
+                                        "lr": {"gradual_warmup_epochs": 0}})
     scheduler, interval = build_scheduler(optimizer, recipe, steps_per_epoch=5)
     assert interval == "epoch"
     assert lrs(scheduler, interval, 9) == pytest.approx([1, 1, 1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01])
-    recipe = OmegaConf.merge(ORIGINAL, {"epochs": 4, "schedule": {"step_epochs": 4 / 3}})
+    recipe = OmegaConf.merge(recipe, {"epochs": 4, "schedule": {"step_epochs": 4 / 3}})
     scheduler, _ = build_scheduler(optimizer, recipe, steps_per_epoch=5)  # drops every 4/3 epochs
     assert lrs(scheduler, interval, 4) == pytest.approx([1, 1, 0.1, 0.01])
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from roadmap import figure
-from roadmap.results import cli, stats, tables
+from roadmap.figures import roadmap as figure
+from roadmap.results import stats, tables
 from roadmap.results.records import RecordWarning, atomic_write, atomic_write_text, collect, load_records
 from roadmap.results.stats import aggregate
 from roadmap.steps import ROADMAP, STEPS, chain
+from roadmap.studies.aggregate import main as aggregate_main
 
 T_975_2DF = 4.303  # Student t quantile for a 95% interval from 3 seeds
 
@@ -138,7 +139,7 @@ def test_aggregate_cli_collects_into_an_experiment_and_writes_its_tables(tmp_pat
     for seed in range(3):
         write(runs / f"{seed}/result.json", record("baseline", seed, 40.0 + seed))
         write(runs / f"m{seed}/result.json", record("modern_recipe", seed, 45.0 + 2 * seed))
-    cli.main(["--runs", str(runs), "--collect-to", str(experiment / "records")])
+    aggregate_main(["--runs", str(runs), "--collect-to", str(experiment / "records")])
     assert len(list((experiment / "records").glob("*.json"))) == 6
     csv_lines = (experiment / "table.csv").read_text().splitlines()
     assert csv_lines[0].startswith("step,parent,group,adopted,seeds,top1_mean,top1_sd,top1_ci95")
@@ -181,7 +182,7 @@ def test_ablation_rows_are_paired_changes_from_the_reference_sorted_most_harmful
                                    "deltas": variant("kernel_7", 0, 0)["deltas"], "seed": 0,
                                    "error": "ValueError: no network\ndetails"})
     experiment = tmp_path / "exp"
-    cli.main(["--runs", str(runs), "--collect-to", str(experiment / "records"),
+    aggregate_main(["--runs", str(runs), "--collect-to", str(experiment / "records"),
                   "--reference", "separate_downsampling"])
     assert len(list((experiment / "records").glob("*.json"))) == 10  # the failed record is kept
     rows = stats.compare_folder(experiment / "records", "separate_downsampling")
@@ -206,7 +207,7 @@ def test_ablation_without_its_reference_says_so(tmp_path):
     write(tmp_path / "records/a.json", variant("gelu", 0, 50.0))
     write(tmp_path / "records/separate_downsampling-gelu-seed0.json", variant("gelu", 0, 50.0))
     with pytest.raises(SystemExit, match="no completed record of the reference 'separate_downsampling'"):
-        cli.main(["--runs", str(tmp_path / "records"), "--reference", "separate_downsampling"])
+        aggregate_main(["--runs", str(tmp_path / "records"), "--reference", "separate_downsampling"])
 
 
 SHIPPED = Path(__file__).resolve().parent.parent / "experiments" / "fashion_mnist_proxy"
@@ -219,7 +220,7 @@ def test_shipped_roadmap_is_rebuilt_from_its_records(tmp_path):
     assert [row["step"] for row in rows] == list(STEPS)
     assert all(row["seeds"] == 3 for row in rows)
     collect(SHIPPED / "records", tmp_path / "records")
-    cli.main(["--runs", str(tmp_path / "records"), "--out", str(tmp_path)])
+    aggregate_main(["--runs", str(tmp_path / "records"), "--out", str(tmp_path)])
     assert (tmp_path / "table.csv").read_text() == (SHIPPED / "table.csv").read_text()
     figure.main(["--experiment", str(tmp_path)])
     for name in ("roadmap", "accuracy_vs_gflops", "accuracy_vs_throughput"):
@@ -232,7 +233,7 @@ SHIPPED_ABLATION = Path(__file__).resolve().parent.parent / "experiments" / "lea
 @pytest.mark.skipif(not (SHIPPED_ABLATION / "records").is_dir(), reason="no shipped leave-one-out study yet")
 def test_shipped_leave_one_out_is_rebuilt_from_its_records(tmp_path):
     """`make figure` reproduces the committed leave-one-out table: every delta of ConvNeXt-T reverted, 3 seeds."""
-    cli.main(["--runs", str(SHIPPED_ABLATION / "records"), "--out", str(tmp_path),
+    aggregate_main(["--runs", str(SHIPPED_ABLATION / "records"), "--out", str(tmp_path),
                   "--reference", "separate_downsampling"])
     assert (tmp_path / "table.csv").read_text() == (SHIPPED_ABLATION / "table.csv").read_text()
     rows = stats.compare(load_records(SHIPPED_ABLATION / "records", roadmap_only=False), "separate_downsampling")

@@ -9,12 +9,12 @@ import pytest
 from omegaconf import OmegaConf
 from scipy.stats import t
 
-from roadmap.budget import Budget, check_rules, fit_recipe
-from roadmap.config import CONF_DIR, compose
+from roadmap.config.composition import CONF_DIR, compose
 from roadmap.errors import ConfigError
-from roadmap.network import stage_sizes
-from roadmap.results import rungs
+from roadmap.model.network import stage_sizes
 from roadmap.steps import ROADMAP, STEPS, chain
+from roadmap.studies import rungs
+from roadmap.training.budget import Budget, check_rules, fit_recipe
 
 CANDIDATES = sorted(path.stem for path in (CONF_DIR / "calibration" / "gpu_rung").glob("*.yaml"))
 

@@ -9,11 +9,11 @@ import torch
 from helpers import TINY, finish, read_offline_run, start, tiny_cfg
 from lightning.pytorch.callbacks import Callback
 
-from roadmap.config import step_overrides
-from roadmap.module import NonFiniteLossError
+from roadmap.config.composition import step_overrides
 from roadmap.results.records import RecordWarning, load_records
 from roadmap.steps import STEPS, chain
-from roadmap.train import Recorder, same_config, skip_or_continue, train
+from roadmap.training.job import Recorder, same_config, skip_or_continue, train
+from roadmap.training.module import NonFiniteLossError
 
 
 @pytest.mark.parametrize("step", list(STEPS))
@@ -155,6 +155,14 @@ def test_a_record_from_before_a_new_null_knob_is_still_this_config():
     assert not same_config({"model": {"depths": [3, 3]}, "seed": 0}, composed)
     assert not same_config({"model": {"depths": [3, 4], "weights": "w.pt"}, "seed": 0}, composed)
     assert not same_config({"model": {"depths": [3, 4]}}, composed)  # a missing key with a value is a difference
+
+
+def test_a_record_names_its_network_by_class_not_by_module_path():
+    composed = {"model": {"_target_": "roadmap.model.network.RoadmapNet", "depths": [3, 4]}}
+    assert same_config({"model": {"_target_": "roadmap.network.RoadmapNet", "depths": [3, 4]}}, composed)
+    assert not same_config({"model": {"_target_": "roadmap.model.attention.swin_transformer", "depths": [3, 4]}},
+                           composed)
+    assert not same_config({"model": {"name": "roadmap.network.RoadmapNet"}}, {"model": {"name": "RoadmapNet"}})
 
 
 class SeenAtStart(Callback):

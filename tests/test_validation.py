@@ -1,8 +1,8 @@
 """Bad inputs, as a new user makes them: each is refused before training, naming the key or the file, by our code.
 
 Each case goes the way `python run.py <overrides>` goes, in-process: Hydra composes the config (the schema's types,
-roadmap/schema.py), then `train` checks it (roadmap/validation.py) and, for damaged data, reads the data set. The
-case must end in an error that run.py or Hydra prints as its message alone with a non-zero exit: a ConfigError
+roadmap/config/schema.py), then `train` checks it (roadmap/training/validation.py) and, for damaged data, reads the data
+set. The case must end in an error that run.py or Hydra prints as its message alone with a non-zero exit: a ConfigError
 raised by this project's code, or Hydra's own compact composition error; never an exception from deep inside a
 library. Nothing may be written as a completed record. tests/test_run.py runs the same through run.py, once for
 a single run and once for a sweep.
@@ -20,13 +20,13 @@ from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 from PIL import Image
 
-from roadmap.ablation import FINAL_STEP, leave_one_out
-from roadmap.config import compose
+from roadmap.config.ablation import FINAL_STEP, leave_one_out
+from roadmap.config.composition import compose
 from roadmap.data import FASHION_MNIST_FILES
 from roadmap.errors import ConfigError
 from roadmap.steps import REGIMES, STEPS
-from roadmap.train import train
-from roadmap.validation import check_config
+from roadmap.training.job import train
+from roadmap.training.validation import check_config
 
 PACKAGE = Path(__file__).resolve().parent.parent / "roadmap"
 CONF = Path(__file__).resolve().parent.parent / "conf"

@@ -10,10 +10,10 @@ import torch
 from helpers import perturb_norms, same_logits, step_model
 from timm.models.convnext import checkpoint_filter_fn
 
-from roadmap.config import compose
-from roadmap.network import RoadmapNet
-from roadmap.train import train
-from roadmap.weights import load_state
+from roadmap.config.composition import compose
+from roadmap.model.network import RoadmapNet
+from roadmap.model.weights import load_state
+from roadmap.training.job import train
 
 TINY = {"depths": (1, 1), "widths": (8, 16), "num_classes": 5}
 AUTHORS_NAMES = (  # timm's names -> the authors' (models/convnext.py): the inverse of timm's checkpoint filter
@@ -66,7 +66,7 @@ def test_a_classifier_for_other_classes_keeps_its_init_for_fine_tuning(caplog):
     source = perturb_norms(RoadmapNet(**{**TINY, "num_classes": 7}))
     net = RoadmapNet(**TINY)
     head = net.head.fc.weight.clone()
-    with caplog.at_level(logging.WARNING, "roadmap.weights"):
+    with caplog.at_level(logging.WARNING, "roadmap.model.weights"):
         load_state(net, source.state_dict())
     assert "the classifier has 7 classes, the network 5" in caplog.text
     assert torch.equal(net.head.fc.weight, head)

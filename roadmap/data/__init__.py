@@ -1,19 +1,21 @@
-"""Data modules: Fashion-MNIST (the embedded default), CIFAR-10/100, any ImageFolder (ImageNet) and synthetic tensors.
+"""Data modules: Fashion-MNIST (the embedded default), CIFAR-10/100, any ImageFolder (ImageNet) and synthetic tensors,
+and a pre-resized copy of an ImageFolder. May import roadmap's top level only.
 
 One module per concern: `sampling` (subsets, the training order, DDP shares), `transforms` (timm's augmentations,
-per image and per batch), `datasets` (in-memory arrays, training batches, evaluation images), `module` (the
-Lightning data module every data set shares), then one module per source. Configs name the classes here
+per image and per batch), `datasets` (in-memory arrays, training batches, evaluation images), `device` and
+`randaugment` (the data set held on the device, augmented there), `module` (the Lightning data module every data set
+shares), then one module per source, and `prepare`. Configs name the classes here
 (`_target_: roadmap.data.FashionMNISTData`).
 """
 
-from roadmap.data.cifar import CIFARData
-from roadmap.data.fashion_mnist import DEBIAN_FASHION_MNIST, FASHION_MNIST_FILES, FashionMNISTData
-from roadmap.data.folder import FolderData, count_classes
-from roadmap.data.module import ImageData
-from roadmap.data.sampling import PADDING_LABEL, balanced_subset
-from roadmap.data.synthetic import SyntheticData
+from roadmap.exports import hand_on
 
-__all__ = [
-    "CIFARData", "DEBIAN_FASHION_MNIST", "FASHION_MNIST_FILES", "FashionMNISTData", "FolderData", "ImageData",
-    "PADDING_LABEL", "SyntheticData", "balanced_subset", "count_classes",
-]
+__all__, __getattr__ = hand_on(__name__, {
+    "cifar": ("CIFARData",),
+    "fashion_mnist": ("DEBIAN_FASHION_MNIST", "FASHION_MNIST_FILES", "FashionMNISTData"),
+    "folder": ("FolderData", "count_classes"),
+    "module": ("PIPELINES", "ImageData"),
+    "prepare": ("resize_folder",),
+    "sampling": ("PADDING_LABEL", "balanced_subset"),
+    "synthetic": ("SyntheticData",),
+})

@@ -87,8 +87,8 @@ class ImageData(lightning.LightningDataModule):
 
     @classmethod
     def check(cls, config: Mapping[str, Any]) -> None:
-        """What can be checked of a `data` config without reading the data (roadmap/validation.py calls it right
-        after composition); each data set adds where its files must be."""
+        """What can be checked of a `data` config without reading the data (roadmap/training/validation.py calls it
+        right after composition); each data set adds where its files must be."""
         need(config["num_classes"] is not None, "data.num_classes", None, "given: only an ImageFolder counts its own")
         choices, in_chans = cls.in_chans_choices, config["in_chans"]
         need(in_chans in choices if choices else in_chans > 0, "data.in_chans", in_chans,
@@ -137,8 +137,8 @@ class ImageData(lightning.LightningDataModule):
         return train_raw, val_raw, train_idx, val_idx
 
     def fit_augment(self, augment: Mapping[str, Any]) -> None:
-        """Augment as `augment` says instead (the recipe fitted to the run's length, roadmap/budget.py, which needs
-        `train_batches()` first): only before `setup()` has built the transforms."""
+        """Augment as `augment` says instead (the recipe fitted to the run's length, roadmap/training/budget.py, which
+        needs `train_batches()` first): only before `setup()` has built the transforms."""
         if self.train_set is not None or "finish" in self.__dict__:
             raise RuntimeError("fit_augment() after setup(): the transforms are already built")
         self.augment = augment
@@ -186,7 +186,7 @@ class ImageData(lightning.LightningDataModule):
     def _resume_point(self) -> tuple[int, int]:
         """The epoch Lightning is about to run and the batches of it already trained on. After a resume the loader is
         built before `set_epoch` is called (and workers prefetch), so the sampler must start at the restored epoch,
-        and, from a checkpoint saved within an epoch (roadmap/preemption.py), after its trained batches."""
+        and, from a checkpoint saved within an epoch (roadmap/training/preemption.py), after its trained batches."""
         trainer = self.trainer
         if trainer is None:
             return 0, 0

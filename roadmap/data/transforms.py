@@ -58,7 +58,7 @@ def image_transform(augment: Mapping[str, Any], input_size: int, train: bool, me
         pipeline = create_transform(
             input_size, is_training=False, crop_pct=float(augment["eval_resize_ratio"]),
             interpolation=augment["interpolation"], mean=tuple(mean), use_prefetcher=True)
-    else:  # a random-resized crop, the only one recipe.augment.train_crop may name (roadmap/recipe.py)
+    else:  # a random-resized crop, the only one recipe.augment.train_crop may name (roadmap/training/recipe.py)
         pipeline = create_transform(
             input_size, is_training=True, train_crop_mode="rrc", scale=tuple(augment["train_crop_scale"]),
             ratio=tuple(augment["train_crop_ratio"]), hflip=float(augment["hflip"]), color_jitter=None,

@@ -1,9 +1,14 @@
-"""Run records and what is made of them, one concern per module, so that each caller imports only its own:
+"""Run records and what is made of them: atomic writes, reading and collecting records, a failed job's record,
+seed statistics, tables, a study README's generated sections, the factorial design's effects. May import config/,
+model/, data/ and roadmap's top level."""
 
-- `records`: writing files atomically, and reading, checking and collecting records (result.json);
-- `failures`: the record of a failed job, and the Hydra callback that names a multirun's failed jobs;
-- `stats`: seed statistics per roadmap step, and the comparison of an ablation's variants with a reference;
-- `tables`: CSV and markdown tables;
-- `provenance`: a study README's generated sections, its table and the commits, machines and dates of its records;
-- `cli`: the command line that puts them together (`python scripts/aggregate.py --runs multirun/...`).
-"""
+from roadmap.exports import hand_on
+
+__all__, __getattr__ = hand_on(__name__, {
+    "effects": ("CHAIN", "HIGHER", "MAIN", "Analysis", "Effect", "analyse"),
+    "failures": ("FailedJobs", "Refusal", "write_failure"),
+    "provenance": ("provenance_markdown", "study_records", "table_section", "update_readme"),
+    "records": ("RECORDS", "atomic_write", "atomic_write_text", "collect", "load_records"),
+    "stats": ("SHARED", "aggregate", "ci95", "compare", "compare_folder"),
+    "tables": ("comparison_markdown", "plus_minus", "to_csv", "to_markdown", "write_tables"),
+})

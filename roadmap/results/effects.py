@@ -1,12 +1,12 @@
 """The factorial study's analysis: each change's main effect and each alias chain's effect, with 95% intervals.
 
-The records of `+ablation=factorial` are the rows of a two-level design (roadmap/factorial.py), each once per seed.
-statsmodels' OLS fits a response on the design's ±1 columns, saturated: one term per main effect, one per alias chain
-of two-factor interactions and one per remaining column (interactions of three or more changes), so that the residual
-is exactly the pure error between seeds of the same row. With ±1 coding an effect (mean with the change minus mean
-without it) is twice its coefficient. Where no row was run twice there is no pure error, and the intervals come from
-Lenth's pseudo standard error of all the contrasts instead (Lenth 1989, df = contrasts / 3). A chain's effect is the
-sum of its members' (with their signs): the design cannot tell them apart, so a chain is never reported as one
+The records of `+ablation=factorial` are the rows of a two-level design (roadmap/config/factorial.py), each once per
+seed. statsmodels' OLS fits a response on the design's ±1 columns, saturated: one term per main effect, one per alias
+chain of two-factor interactions and one per remaining column (interactions of three or more changes), so that the
+residual is exactly the pure error between seeds of the same row. With ±1 coding an effect (mean with the change minus
+mean without it) is twice its coefficient. Where no row was run twice there is no pure error, and the intervals come
+from Lenth's pseudo standard error of all the contrasts instead (Lenth 1989, df = contrasts / 3). A chain's effect is
+the sum of its members' (with their signs): the design cannot tell them apart, so a chain is never reported as one
 interaction.
 
 The same fit on the cost side gives each change's average multiplicative effect on GFLOPs (exact: no noise) and on
@@ -26,7 +26,7 @@ import numpy as np
 import statsmodels.api as sm
 from scipy.stats import t
 
-from roadmap.factorial import Design, design_for
+from roadmap.config.factorial import Design, design_for
 
 MAIN, CHAIN, HIGHER = "main", "chain", "higher-order"  # the kinds of a column of the saturated model
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from roadmap.ablation import run_name
+from roadmap.config.ablation import run_name
 from roadmap.steps import STEPS, roadmap_order
 
 

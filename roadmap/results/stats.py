@@ -8,7 +8,7 @@ from typing import Any
 
 from scipy.stats import t
 
-from roadmap.ablation import FINAL_STEP
+from roadmap.config.ablation import FINAL_STEP
 from roadmap.results.records import load_records
 from roadmap.steps import ROADMAP, STEPS
 
@@ -21,7 +21,7 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     return mean, statistics.stdev(values) if len(values) > 1 else None
 
 
-def _ci95(sd: float | None, n: int) -> float | None:
+def ci95(sd: float | None, n: int) -> float | None:
     """Half-width of the 95% confidence interval of a mean of `n` seeds, Student t with n-1 df."""
     if sd is None:
         return None
@@ -64,7 +64,7 @@ def aggregate(records: list[dict]) -> list[dict]:
             "seeds": len(runs),
             "top1_mean": top1_mean,
             "top1_sd": top1_sd,
-            "top1_ci95": _ci95(top1_sd, len(runs)),
+            "top1_ci95": ci95(top1_sd, len(runs)),
             "top5_mean": top5_mean,
             "top5_sd": top5_sd,
             "delta_top1_mean": delta_mean,
@@ -119,7 +119,7 @@ def compare(records: list[dict], reference: str = FINAL_STEP, failures: list[dic
             "top1_sd": top1_sd,
             "delta_top1_mean": delta_mean,
             "delta_top1_sd": delta_sd,
-            "delta_top1_ci95": _ci95(delta_sd, len(paired)),
+            "delta_top1_ci95": ci95(delta_sd, len(paired)),
             "paired_seeds": len(paired),
             "gflops": first["gflops"],
             "gflops_224": first["gflops_224"],

@@ -27,9 +27,9 @@ def comparison_markdown(rows: list[dict]) -> str:
             continue
         ci = r["delta_top1_ci95"]
         lines.append("| " + " | ".join([
-            r["change"], r["name"], str(r["seeds"]), _pm(r["top1_mean"], r["top1_sd"]),
-            f"{_pm(r['delta_top1_mean'], r['delta_top1_sd'], '+')} ({r['paired_seeds']})" if r["name"] != reference
-            else "",
+            r["change"], r["name"], str(r["seeds"]), plus_minus(r["top1_mean"], r["top1_sd"]),
+            f"{plus_minus(r['delta_top1_mean'], r['delta_top1_sd'], '+')} ({r['paired_seeds']})"
+            if r["name"] != reference else "",
             "" if ci is None or r["name"] == reference else f"[{r['delta_top1_mean'] - ci:+.2f}, "
             f"{r['delta_top1_mean'] + ci:+.2f}]",
             f"{r['gflops']:.4g}", f"{r['params']:,}", f"{r['train_images_per_second_mean']:.0f}",
@@ -45,7 +45,7 @@ def to_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def _pm(mean: float | None, sd: float | None, sign: str = "") -> str:
+def plus_minus(mean: float | None, sd: float | None, sign: str = "") -> str:
     """`mean ± sd` to 2 decimals; blank for no value, the mean alone for a single seed."""
     if mean is None:
         return ""
@@ -74,10 +74,11 @@ def to_markdown(rows: list[dict]) -> str:
         cells = [
             r["step"] + ("" if r["adopted"] else " (not adopted)"),
             str(r["seeds"]),
-            _pm(r["top1_mean"], r["top1_sd"]),
+            plus_minus(r["top1_mean"], r["top1_sd"]),
             "" if ci is None else f"[{r['top1_mean'] - ci:.2f}, {r['top1_mean'] + ci:.2f}]",
-            f"{_pm(r['delta_top1_mean'], r['delta_top1_sd'], '+')} ({r['paired_seeds']})" if r["paired_seeds"] else "",
-            _pm(r["top5_mean"], r["top5_sd"]),
+            f"{plus_minus(r['delta_top1_mean'], r['delta_top1_sd'], '+')} ({r['paired_seeds']})"
+            if r["paired_seeds"] else "",
+            plus_minus(r["top5_mean"], r["top5_sd"]),
             f"{r['gflops']:.4g}",
             f"{r['params']:,}",
             f"{r['train_images_per_second_mean']:.0f}",

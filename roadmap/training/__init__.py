@@ -1,0 +1,13 @@
+"""One training job, from its config to its record: checks, recipe, budget, Lightning module, EMA, checkpoints,
+the job folder's lock, preemption, the machine's facts. May import results/, config/, model/, data/ and roadmap's
+top level."""
+
+from roadmap.exports import hand_on
+
+__all__, __getattr__ = hand_on(__name__, {
+    "job": ("OtherConfigRecord", "fit_to_run", "skip_or_continue", "train"),
+    "lock": ("FolderHeld", "hold"),
+    "recipe": ("build_optimizer",),
+    "system": ("device_name", "proc_status_mb", "reset_peak_memory"),
+    "validation": ("CheckSweep",),
+})
