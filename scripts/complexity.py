@@ -1,6 +1,6 @@
 """Print and write experiments/complexity/<regime>.{csv,md}: `make flops`."""
 
-from roadmap.model.flops import main
+from roadmap.studies.complexity import main
 
 if __name__ == "__main__":
     main()

@@ -15,16 +15,9 @@ from roadmap.config.composition import compose
 from roadmap.data.prepare import main as resize_main
 from roadmap.data.prepare import resize_folder, resized_size
 from roadmap.model.flops import count_params
-from roadmap.tools.benchmark import (
-    CONVNEXT_STEP,
-    ModelSpec,
-    Settings,
-    benchmark,
-    default_specs,
-    loader_throughput,
-    main,
-    make_fake_folder,
-)
+from roadmap.tools.benchmark import main
+from roadmap.tools.loader import loader_throughput, make_fake_folder
+from roadmap.tools.speed import CONVNEXT_STEP, ModelSpec, Settings, benchmark, default_specs
 
 # One thread: tiny models on a busy machine are fastest without OpenMP's waiting.
 TINY = Settings(device="cpu", batch_size=4, image_size=32, steps=1, warmup=2, rounds=2, amp=False,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from roadmap.model.flops import OUT_DIR, main
 from roadmap.steps import REGIMES, STEPS
+from roadmap.studies.complexity import OUT_DIR, main
 
 SHIPPED = Path(__file__).resolve().parent.parent / OUT_DIR
 

@@ -13,7 +13,7 @@ from wandb_workspaces import expr
 
 from roadmap.config.ablation import run_name
 from roadmap.config.composition import compose
-from roadmap.figures import roadmap as figure
+from roadmap.studies import figure
 from roadmap.studies.summary_run import JOB_TYPE
 from roadmap.tools import dashboard
 from roadmap.training.job import train

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from roadmap.figures import roadmap as figure
+from roadmap.figures.roadmap import roadmap_figure
 from roadmap.results import stats, tables
 from roadmap.results.records import RecordWarning, atomic_write, atomic_write_text, collect, load_records
 from roadmap.results.stats import aggregate
 from roadmap.steps import ROADMAP, STEPS, chain
+from roadmap.studies import figure
 from roadmap.studies.aggregate import main as aggregate_main
 
 T_975_2DF = 4.303  # Student t quantile for a 95% interval from 3 seeds
@@ -161,8 +162,8 @@ def test_figures_from_an_experiment_folder(tmp_path):
 
 def test_svg_output_is_deterministic(tmp_path):
     rows = aggregate([record(step, seed, 50.0 + seed) for step in ("baseline", "kernel_9") for seed in range(2)])
-    figure.roadmap_figure(rows, tmp_path / "a")
-    figure.roadmap_figure(rows, tmp_path / "b")
+    roadmap_figure(rows, tmp_path / "a")
+    roadmap_figure(rows, tmp_path / "b")
     assert (tmp_path / "a.svg").read_bytes() == (tmp_path / "b.svg").read_bytes()
 
 

@@ -8,7 +8,7 @@ import matplotlib as mpl
 import numpy as np
 from scipy.stats import halfnorm
 
-from roadmap.figures.roadmap import STYLE, _figure, _save
+from roadmap.figures.common import STYLE, _figure, _save
 from roadmap.results.effects import CHAIN, MAIN, Analysis
 
 LABELLED = 7  # the largest effects named on the half-normal plot

@@ -5,6 +5,5 @@ data/ and roadmap's top level."""
 from roadmap.exports import hand_on
 
 __all__, __getattr__ = hand_on(__name__, {
-    "calibration": ("CENTRE",),
-    "summary_run": ("JOB_TYPE", "TABLE_KEY", "figure_key", "log_summary_run", "summary_group"),
+    "summary_run": ("JOB_TYPE", "TABLE_KEY", "figure_key", "summary_group"),
 })

@@ -18,12 +18,12 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from roadmap.config.ablation import FINAL_STEP
+from roadmap.figures.calibration import CENTRE, calibration_figure
 from roadmap.results.provenance import provenance_markdown, table_section, update_readme
 from roadmap.results.records import RECORDS, collect, load_records
 from roadmap.results.tables import write_tables
 
 ENDPOINTS = ("baseline", FINAL_STEP)  # ResNet-50 under the original recipe, ConvNeXt-T under the modern one
-CENTRE = "proxy"  # the candidate that is the centre, conf/scale/calibration_centre.yaml, unchanged
 
 
 def _changed(scale: dict[str, Any], centre: dict[str, Any], prefix: str = "scale.") -> list[str]:
@@ -149,7 +149,5 @@ def main(argv: list[str] | None = None) -> None:
     records = [{**record, "candidate": name} for name, made in by_candidate.items() for record in made]
     update_readme(args.experiment, {"table": table_section(markdown),
                                     "provenance": provenance_markdown(records, lambda r: r["candidate"])})
-    from roadmap.figures.roadmap import calibration_figure  # matplotlib only where a figure is drawn
-
     calibration_figure(rows, args.experiment / "calibration")
     print(markdown, end="")

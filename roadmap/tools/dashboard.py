@@ -19,7 +19,8 @@ from wandb_workspaces.reports.v2.interface import PanelTypes
 
 from roadmap.config.composition import compose
 from roadmap.config.labels import STUDIES, study_key
-from roadmap.figures.roadmap import ABLATION_FIGURE, ROADMAP_FIGURES
+from roadmap.figures.ablation import ABLATION_FIGURE
+from roadmap.figures.roadmap import ROADMAP_FIGURES
 from roadmap.studies.summary_run import JOB_TYPE, TABLE_KEY, figure_key, summary_group
 
 # Within one study a step's runs share their name (their wandb group is the study key and the name): one bar, one

@@ -1,8 +1,8 @@
 """`make gpu-check`: the GPU path run end to end on the GPU at hand, in about 8 minutes on one H100.
 
 It prints the device and the versions, times a training step of our ResNet-50 and ConvNeXt-T (both pointwise
-variants) against timm's at 224 px in bf16 and channels-last, eager and compiled (roadmap/tools/benchmark.py), trains
-one proxy step for one seed with `trainer=gpu` and checks its record, and trains paper-scale ConvNeXt-T on
+variants) against timm's at 224 px in bf16 and channels-last, eager and compiled (roadmap/tools/speed.py), trains one
+proxy step for one seed with `trainer=gpu` and checks its record, and trains paper-scale ConvNeXt-T on
 synthetic 224-px data for 100 optimizer steps. The report goes to `experiments/gpu/<device>.md`.
 
 `--quick` runs the same sections on the CPU, small and eager only, so that a test covers the script.
@@ -25,7 +25,7 @@ import torch
 
 from roadmap.config.composition import compose
 from roadmap.results.records import atomic_write_text
-from roadmap.tools.benchmark import CONVNEXT_STEP, Row, Settings, benchmark, default_specs, rows_to_markdown
+from roadmap.tools.speed import CONVNEXT_STEP, Row, Settings, benchmark, default_specs, rows_to_markdown
 from roadmap.training.job import train
 from roadmap.training.system import device_name
 

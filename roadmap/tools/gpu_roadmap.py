@@ -41,8 +41,8 @@ from roadmap.config.composition import compose, step_overrides
 from roadmap.data.module import PIPELINES
 from roadmap.results.records import RECORDS, atomic_write_text
 from roadmap.steps import STEPS
-from roadmap.tools.benchmark import CONVNEXT_STEP, data_throughput
 from roadmap.tools.gpu_check import check_record, environment
+from roadmap.tools.speed import CONVNEXT_STEP, data_throughput
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "experiments" / "fashion_mnist_proxy_gpu"
