@@ -14,6 +14,7 @@ ATTENTION ?= experiments/attention
 FACTORIAL ?= experiments/factorial
 FACTORIAL_SEEDS ?= 0 1# one seed at a time: a whole replicate of the design first
 SEEDS ?= 0,1,2
+STEP ?= inverted_bottleneck
 LADDER ?= experiments/ladder
 LADDER_SEEDS ?= 0 1# two seeds, their error pooled across the ladder's configurations
 LADDER_SETTINGS ?= 3:sqrt 3:linear 9:sqrt# passes:regulariser rule, in the order they run
@@ -21,12 +22,18 @@ LADDER_SETTINGS ?= 3:sqrt 3:linear 9:sqrt# passes:regulariser rule, in the order
 # downsampling), rerun on fresh seeds: its lead over the other 31 rows is inflated by its selection.
 BEST_ROW = modern_recipe,stage_ratio,patchify_stem,depthwise_conv,move_up_dwconv,separate_downsampling
 BEST_ROW_SEEDS ?= 2,3,4
+BEST_ROW_NAME = depthwise_conv+move_up_dwconv+separate_downsampling
 # Every roadmap step, in order, read from roadmap/steps.py (which imports nothing beyond the standard library).
 STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; print(",".join(STEPS))')
-# A study trains into fixed folders, one per job, named by the job: run again, it skips the jobs whose record is
-# there and continues an interrupted one from its last checkpoint. Remove the folder to start the study afresh.
+# A study trains into multirun/<study>/<setting>/, one folder per job named by the job (conf/train.yaml): run again,
+# it skips the jobs whose record is there and continues an interrupted one from its newest checkpoint. Remove the
+# folder to start the study afresh. ARGS go to every run of a study, e.g. ARGS="scale=paper data=imagenet
+# data.root=/datasets/imagenet trainer=slurm hydra.launcher.partition=gpu" (docs/paper-scale.md); under ARGS a
+# study's records, tables and figures go beside its runs (<runs>-report/), never into the committed experiments.
 SWEEPS ?= multirun
-JOB_DIR = hydra.sweep.subdir='$${name}-seed$${seed}'
+ARGS ?=
+runs_of = $$($(PY) scripts/plan.py --sweep-dir study=$(1) $(ARGS))
+report_of = $(if $(ARGS),$$sweep-report,$(1))
 # Candidates only ResNet-50 runs, in a sweep of their own: Fashion-MNIST's own 28 px leaves ConvNeXt's last stage
 # nothing (7 -> 3 -> 1 -> 0 px), and a sweep is checked whole before it starts (roadmap/training/validation.py); the warmup
 # rule leaves ConvNeXt-T's recipe, which warms up, as it is, so the runs there of every *warmup_rule candidate
@@ -38,7 +45,7 @@ RESNET_ONLY_LIST = $(filter input_28 %warmup_rule,$(ALL_CANDIDATES))
 RESNET_ONLY = $(subst $(space),$(comma),$(RESNET_ONLY_LIST))
 CANDIDATES = $(subst $(space),$(comma),$(filter-out $(RESNET_ONLY_LIST),$(ALL_CANDIDATES)))
 
-.PHONY: help install test lint flops roadmap figure leave-one-out attention factorial calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle gpu-roadmap cross-rung ladder
+.PHONY: help install run test lint flops roadmap figure leave-one-out attention factorial calibration wandb-sync wandb-dashboard bench gpu-check gpu-bundle gpu-roadmap cross-rung ladder
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -54,6 +61,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+run: install ## the main job: one roadmap step (STEP, default inverted_bottleneck) x 3 seeds at the proxy, plus ARGS; run again, it continues where it stopped
+	$(PY) run.py -m +step=$(STEP) seed=$(SEEDS) $(ARGS)
+
 test: install ## run ruff and the test suite, one worker per core (a test file stays on one worker: its module fixtures are built once)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n auto --dist loadfile
@@ -64,11 +74,11 @@ lint: install ## ruff only
 flops: install ## print and write experiments/complexity/<regime>.{csv,md} for both regimes
 	$(PY) scripts/complexity.py
 
-roadmap: install ## train every step x 3 seeds (proxy scale, Fashion-MNIST), then tabulate and draw into EXPERIMENT (default experiments/fashion_mnist_proxy) and log the figures as the study's wandb summary run; resumable
-	@sweep=$(SWEEPS)/roadmap; status=0; \
-	$(PY) run.py +step=$(STEPS) seed=$(SEEDS) study=roadmap hydra.sweep.dir=$$sweep $(JOB_DIR) -m || status=$$?; \
-	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(EXPERIMENT)/records --out $(EXPERIMENT) && \
-	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --goal $(ATTENTION)/records --wandb roadmap \
+roadmap: install ## train every step x 3 seeds (the proxy, or ARGS), then tabulate and draw into EXPERIMENT (under ARGS: beside the runs) and log the figures as the study's wandb summary run; resumable
+	@sweep=$(call runs_of,roadmap); out=$(call report_of,$(EXPERIMENT)); status=0; \
+	$(PY) run.py -m +step=$(STEPS) seed=$(SEEDS) study=roadmap $(ARGS) || status=$$?; \
+	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $$out/records && \
+	$(PY) scripts/figure.py --experiment $$out $(if $(ARGS),,--goal $(ATTENTION)/records) --wandb roadmap \
 		--wandb-dir $$sweep && exit $$status
 
 figure: install ## rebuild the committed tables, figures and study READMEs' generated table and provenance (EXPERIMENT's, ABLATION's, CALIBRATION's, SEED_NOISE's, ATTENTION's and FACTORIAL's) from their records (no training)
@@ -82,56 +92,59 @@ figure: install ## rebuild the committed tables, figures and study READMEs' gene
 	$(PY) scripts/figure.py --experiment $(ATTENTION) --reference $(REFERENCE) --mixers
 	$(PY) scripts/effects.py --experiment $(FACTORIAL) --path $(EXPERIMENT)/records --leave-one-out $(ABLATION)/records
 
-leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (proxy), into ABLATION and its wandb summary run; resumable
-	@sweep=$(SWEEPS)/leave_one_out; status=0; \
-	$(PY) run.py -m +ablation=leave_one_out seed=$(SEEDS) hydra.sweep.dir=$$sweep/leave_one_out $(JOB_DIR) \
+leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (the proxy, or ARGS), into ABLATION (under ARGS: beside the runs) and its wandb summary run; resumable
+	@sweep=$(call runs_of,leave_one_out); out=$(call report_of,$(ABLATION)); status=0; \
+	$(PY) run.py -m +ablation=leave_one_out seed=$(SEEDS) $(ARGS) || status=$$?; \
+	$(PY) run.py -m +step=$(REFERENCE) +delta=pointwise_linear seed=$(SEEDS) study=leave_one_out $(ARGS) \
 		|| status=$$?; \
-	$(PY) run.py -m +step=$(REFERENCE) +delta=pointwise_linear seed=$(SEEDS) study=leave_one_out \
-		hydra.sweep.dir=$$sweep/pointwise $(JOB_DIR) || status=$$?; \
-	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(ABLATION)/records --reference $(REFERENCE) && \
-	$(PY) scripts/figure.py --experiment $(ABLATION) --reference $(REFERENCE) --wandb leave_one_out \
+	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $$out/records --reference $(REFERENCE) && \
+	$(PY) scripts/figure.py --experiment $$out --reference $(REFERENCE) --wandb leave_one_out \
 		--wandb-dir $$sweep && exit $$status
 
-# The conv networks' records (ConvNeXt-T, kernel_7, the dense 7x7 conv) are the roadmap's and the leave-one-out's.
-attention: install ## window attention in place of the depthwise conv (ConvNeXt-T and kernel_7), and Swin-T, x 3 seeds (proxy), beside the conv networks' records, into ATTENTION and its wandb summary run; then the roadmap figure's Swin-T line; resumable
-	@sweep=$(SWEEPS)/attention; status=0; \
+# At the proxy the conv networks' records (ConvNeXt-T, kernel_7, the dense 7x7 conv) are the roadmap's and the
+# leave-one-out's; under ARGS, ConvNeXt-T and kernel_7 train in the study itself.
+attention: install ## window attention in place of the depthwise conv (ConvNeXt-T and kernel_7), and Swin-T, x 3 seeds (the proxy, or ARGS), beside the conv networks, into ATTENTION (under ARGS: beside the runs) and its wandb summary run; then the roadmap figure's Swin-T line; resumable
+	@sweep=$(call runs_of,attention); out=$(call report_of,$(ATTENTION)); status=0; \
 	$(PY) run.py -m +step=$(REFERENCE),kernel_7 '+delta=[window_attention]' seed=$(SEEDS) study=attention \
-		hydra.sweep.dir=$$sweep $(JOB_DIR) || status=$$?; \
-	$(PY) run.py -m model=swin_t seed=$(SEEDS) study=attention hydra.sweep.dir=$$sweep $(JOB_DIR) || status=$$?; \
-	mkdir -p $(ATTENTION)/records && cp $(EXPERIMENT)/records/$(REFERENCE)-seed*.json \
+		$(ARGS) || status=$$?; \
+	$(PY) run.py -m model=swin_t seed=$(SEEDS) study=attention $(ARGS) || status=$$?; \
+	$(if $(ARGS),$(PY) run.py -m +step=$(REFERENCE),kernel_7 seed=$(SEEDS) study=attention $(ARGS) \
+		|| status=$$?;,mkdir -p $(ATTENTION)/records && cp $(EXPERIMENT)/records/$(REFERENCE)-seed*.json \
 		$(EXPERIMENT)/records/kernel_7-seed*.json $(ABLATION)/records/$(REFERENCE)-depthwise_conv-seed*.json \
-		$(ATTENTION)/records/ && \
-	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $(ATTENTION)/records --reference $(REFERENCE) && \
-	$(PY) scripts/figure.py --experiment $(ATTENTION) --reference $(REFERENCE) --mixers --wandb attention \
+		$(ATTENTION)/records/ &&) \
+	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $$out/records --reference $(REFERENCE) && \
+	$(PY) scripts/figure.py --experiment $$out --reference $(REFERENCE) --mixers --wandb attention \
 		--wandb-dir $$sweep && \
-	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --goal $(ATTENTION)/records && exit $$status
+	$(if $(ARGS),,$(PY) scripts/figure.py --experiment $(EXPERIMENT) --goal $(ATTENTION)/records &&) exit $$status
 
-factorial: install ## the factorial study: 32 rows of a resolution-IV design over the 12 architecture changes x FACTORIAL_SEEDS (proxy), seed by seed, into FACTORIAL with its effects, alias chains, costs and the three views of every change; resumable
-	@sweep=$(SWEEPS)/factorial; status=0; \
+factorial: install ## the factorial study: 32 rows of a resolution-IV design over the 12 architecture changes x FACTORIAL_SEEDS (the proxy, or ARGS), seed by seed, into FACTORIAL (under ARGS: beside the runs) with its effects, alias chains, costs and the three views of every change; resumable
+	@sweep=$(call runs_of,factorial); out=$(call report_of,$(FACTORIAL)); status=0; \
 	for seed in $(FACTORIAL_SEEDS); do \
-		$(PY) run.py -m +ablation=factorial seed=$$seed hydra.sweep.dir=$$sweep $(JOB_DIR) || status=$$?; \
+		$(PY) run.py -m +ablation=factorial seed=$$seed $(ARGS) || status=$$?; \
 	done; \
-	$(PY) scripts/effects.py --runs $$sweep --experiment $(FACTORIAL) --path $(EXPERIMENT)/records \
-		--leave-one-out $(ABLATION)/records && exit $$status
+	$(PY) scripts/effects.py --runs $$sweep --experiment $$out \
+		$(if $(ARGS),,--path $(EXPERIMENT)/records --leave-one-out $(ABLATION)/records) && exit $$status
 
-ladder: install ## the ladder study: ConvNeXt-T with each contested change reverted, and ResNet-50 under both recipes, at each of LADDER_SETTINGS x LADDER_SEEDS (proxy), and the factorial's best row on fresh seeds, into LADDER; resumable
-	@sweep=$(SWEEPS)/ladder; status=0; \
-	$(PY) run.py -m '+delta=[$(BEST_ROW)]' seed=$(BEST_ROW_SEEDS) study=factorial hydra.sweep.dir=$$sweep/best_row \
-		$(JOB_DIR) || status=$$?; \
+ladder: install ## the ladder study: ConvNeXt-T with each contested change reverted, and ResNet-50 under both recipes, at each of LADDER_SETTINGS x LADDER_SEEDS (proxy), beside the one-pass records, and the factorial's best row on fresh seeds, into LADDER; resumable
+	@status=0; \
+	$(PY) run.py -m '+delta=[$(BEST_ROW)]' seed=$(BEST_ROW_SEEDS) study=factorial \
+		hydra.sweep.dir=$(SWEEPS)/factorial_fresh_seeds $(ARGS) || status=$$?; \
 	for setting in $(LADDER_SETTINGS); do for seed in $(LADDER_SEEDS); do \
 		$(PY) run.py -m +ablation=ladder scale.epochs=$${setting%%:*} scale.budget.regularization=$${setting##*:} \
-			seed=$$seed hydra.sweep.dir=$$sweep || status=$$?; \
-	done; done; exit $$status
+			seed=$$seed $(ARGS) || status=$$?; \
+	done; done; \
+	$(PY) scripts/aggregate.py --runs $(SWEEPS)/factorial_fresh_seeds --collect-to $(FACTORIAL)/fresh_seeds/records \
+		--reference $(BEST_ROW_NAME) && \
+	$(PY) scripts/ladder.py --runs $(SWEEPS)/ladder --experiment $(LADDER) \
+		--one-pass $(ABLATION)/records $(EXPERIMENT)/records && exit $$status
 
-calibration: install ## the proxy calibration study: both ends of the roadmap x 3 seeds under every candidate in conf/calibration/ (ResNet-50 alone under RESNET_ONLY), into CALIBRATION; resumable
-	@sweep=$(SWEEPS)/proxy_calibration; status=0; \
+calibration: install ## the proxy calibration study: both ends of the roadmap x 3 seeds under every candidate in conf/calibration/ (ResNet-50 alone under RESNET_ONLY), into CALIBRATION (under ARGS: beside the runs); resumable
+	@sweep=$(call runs_of,calibration); out=$(call report_of,$(CALIBRATION)); status=0; \
 	$(PY) run.py -m +calibration=$(CANDIDATES) +step=baseline,$(REFERENCE) seed=$(SEEDS) study=calibration \
-		hydra.sweep.dir=$$sweep \
-		hydra.sweep.subdir='$${calibration}/$${name}-seed$${seed}' || status=$$?; \
+		hydra.sweep.subdir='$${calibration}/$${name}-seed$${seed}' $(ARGS) || status=$$?; \
 	$(PY) run.py -m +calibration=$(RESNET_ONLY) +step=baseline seed=$(SEEDS) study=calibration \
-		hydra.sweep.dir=$$sweep \
-		hydra.sweep.subdir='$${calibration}/$${name}-seed$${seed}' || status=$$?; \
-	$(PY) scripts/calibrate.py --runs $$sweep --experiment $(CALIBRATION) && exit $$status
+		hydra.sweep.subdir='$${calibration}/$${name}-seed$${seed}' $(ARGS) || status=$$?; \
+	$(PY) scripts/calibrate.py --runs $$sweep --experiment $$out && exit $$status
 
 wandb-sync: install ## upload the offline wandb runs under multirun/ and outputs/ (run `.venv/bin/wandb login` first)
 	@runs=$$(find multirun outputs -type d -name 'offline-run-*' 2>/dev/null); \

@@ -2,7 +2,6 @@
 
 import json
 import math
-import re
 from pathlib import Path
 
 import pytest
@@ -93,7 +92,13 @@ def test_json_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
 
 def test_sweep_dir_prints_the_composed_folder(capsys: pytest.CaptureFixture) -> None:
     main(["--sweep-dir", "-m", "+ablation=leave_one_out", "seed=0,1"])
-    assert re.fullmatch(r"multirun/leave_one_out-\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d\n", capsys.readouterr().out)
+    assert capsys.readouterr().out == "multirun/leave_one_out/fashionmnist-proxy-resnet50\n"
+    # a study at another setting writes beside it; the same command, run again, to the same folder
+    main(["--sweep-dir", "-m", "+step=gelu,layer_norm", "study=roadmap", "scale=paper", "data=imagenet",
+          "data.root=/datasets/imagenet"])
+    assert capsys.readouterr().out == "multirun/roadmap/folder-paper-resnet50\n"
+    main(["--sweep-dir", "-m", "+ablation=ladder", "scale.epochs=3", "scale.budget.regularization=sqrt", "seed=0,1"])
+    assert capsys.readouterr().out == "multirun/ladder/fashionmnist-proxy_3_passes_sqrt-resnet50\n"
     main(["--sweep-dir", "hydra.sweep.dir=/scratch/roadmap"])
     assert capsys.readouterr().out == "/scratch/roadmap\n"
 

@@ -200,7 +200,9 @@ def test_a_record_keeps_the_recipe_as_composed_and_what_the_budget_changed(tmp_p
 def test_a_failing_job_loses_no_other_record(tmp_path):
     # A global batch of 12 passes the sweep's check (it needs the device count) and fails in its job.
     tiny = [o for o in TINY if not o.startswith("scale.global_batch_size=")]
-    run = start(["scale.global_batch_size=8,12", *tiny, f"hydra.sweep.dir={tmp_path}", "-m"], tmp_path / "run.log")
+    # one job folder per batch: the two jobs share a name and a seed, the default folder's only keys
+    run = start(["scale.global_batch_size=8,12", *tiny, f"hydra.sweep.dir={tmp_path}",
+                 "hydra.sweep.subdir=batch${scale.global_batch_size}", "-m"], tmp_path / "run.log")
     run.join(timeout=300)
     assert run.exitcode != 0
     assert "1 job(s) failed" in (tmp_path / "run.log").read_text()

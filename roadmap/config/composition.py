@@ -12,6 +12,7 @@ from torch import nn
 
 from roadmap.config.ablation import register_resolvers
 from roadmap.config.factorial import register_resolver as register_factorial
+from roadmap.config.labels import register_resolver as register_setting
 from roadmap.config.schema import register as register_schema
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -20,6 +21,7 @@ PRIMARY = "train"
 PAPER_SETTING = ("scale=paper", "data=imagenet", "data.num_classes=1000")
 register_resolvers()  # ${run_name:...} and ${leave_one_out:}, used by the configs
 register_factorial()  # ${factorial:...}, conf/ablation/factorial.yaml's sweep
+register_setting()  # ${setting:}, conf/train.yaml's multirun folder
 register_schema()  # conf/train.yaml and conf/data/ name it first in their defaults lists
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from roadmap.errors import need
 from roadmap.steps import ORDER, STEPS
@@ -28,6 +28,19 @@ def check_study(study: Any) -> None:
 def data_name(cfg: DictConfig) -> str:
     """The data set's name: CIFAR's own (cifar10, cifar100), otherwise its data module without `Data`."""
     return cfg.data.get("name") or cfg.data._target_.rsplit(".", 1)[-1].removesuffix("Data").lower()
+
+
+def setting(cfg: DictConfig) -> str:
+    """The study's setting as a folder name: the data set, the scale and the regime, what the study key holds besides
+    the study. A multirun writes to multirun/<study>/<setting>/ (conf/train.yaml), so the same command run again
+    finds its own jobs, and one study at another setting writes beside them."""
+    return "-".join((data_name(cfg), cfg.scale.name, cfg.regime.name)).replace("/", "_")
+
+
+def register_resolver() -> None:
+    """``${setting:}`` for conf/train.yaml's multirun folder."""
+    if not OmegaConf.has_resolver("setting"):
+        OmegaConf.register_new_resolver("setting", lambda *, _root_: setting(_root_))
 
 
 def study_key(cfg: DictConfig) -> str:
