@@ -1,14 +1,15 @@
 """The main job: `python run.py +step=<name> seed=0,1,2 -m` trains a roadmap step once per seed.
 
-Hydra composes conf/train.yaml with the overrides; each job trains and writes result.json in its own
-output folder. Every value is checked right after composition, before any data is read; a multirun checks every
-job of its sweep before the first one trains (roadmap/training/validation.py). A bad value or data set ends the run with
-a message naming it and the fix, without a traceback. In a multirun a job failing later writes a failed record and
-the others go on; the multirun still exits non-zero at the end. A multirun writes to
-multirun/<study>/<setting>/<name>-seed<seed>/ (conf/train.yaml): run again, a job whose completed record is there
-is skipped and an interrupted one continues from its newest sound checkpoint, so a study can run in pieces and
-survive a kill at any moment. A job holds its folder's lock while it runs (roadmap/training/lock.py): a second copy of the study skips the
-jobs the first is running and takes the others, so that two copies finish a study between them (docs/crash-safety.md).
+Hydra composes conf/train.yaml with the overrides; each job trains and writes result.json in its own output folder.
+Every value is checked right after composition, before any data is read; a multirun checks every job of its sweep
+before the first one trains (roadmap/training/validation.py). A bad value or data set ends the run with a message
+naming it and the fix, without a traceback. In a multirun a job failing later writes a failed record and the others
+go on; the multirun still exits non-zero at the end. A multirun writes to
+multirun/<study>/<setting>/<name>-seed<seed>/ (conf/train.yaml): run again, a job whose completed record is there is
+skipped and an interrupted one continues from its newest sound checkpoint, so a study can run in pieces and survive
+a kill at any moment. A job holds its folder's lock while it runs (roadmap/training/lock.py): a second copy of the
+study skips the jobs the first is running and takes the others, so that two copies finish a study between them
+(docs/crash-safety.md).
 """
 
 import logging
