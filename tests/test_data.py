@@ -336,7 +336,7 @@ def test_missing_cifar_names_root_and_download(tmp_path):
 
 def test_every_data_config_has_a_target_and_the_common_keys():
     files = sorted((CONF_DIR / "data").glob("*.yaml"))
-    assert {f.stem for f in files} == {"fashion_mnist", "cifar10", "cifar100", "imagenet", "synthetic"}
+    assert {f.stem for f in files} == {"fashion_mnist", "cifar10", "cifar100", "imagenet", "synthetic", "timm"}
     for file in files:
         assert OmegaConf.load(file)._target_.startswith("roadmap.data."), file.name
         composed = compose([f"data={file.stem}"]).data  # conf/train.yaml adds the keys every data set shares

@@ -186,6 +186,14 @@ class Folder(Data):
 
 
 @dataclass
+class Timm(Data):
+    name: str = MISSING
+    root: str | None = MISSING
+    train_split: str = MISSING
+    val_split: str = MISSING
+
+
+@dataclass
 class Synthetic(Data):
     train_size: int = MISSING
     val_size: int = MISSING
@@ -209,7 +217,8 @@ class Train:
     resume: str | None = MISSING
 
 
-DATA_SETS = {"fashion_mnist": FashionMNIST, "cifar": CIFAR, "folder": Folder, "synthetic": Synthetic}
+DATA_SETS = {"fashion_mnist": FashionMNIST, "cifar": CIFAR, "folder": Folder, "timm": Timm,
+             "synthetic": Synthetic}
 
 
 def register() -> None:
