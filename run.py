@@ -9,10 +9,12 @@ multirun/<study>/<setting>/<name>-seed<seed>/ (conf/train.yaml): run again, a jo
 skipped and an interrupted one continues from its newest sound checkpoint, so a study can run in pieces and survive
 a kill at any moment. A job holds its folder's lock while it runs (roadmap/training/lock.py): a second copy of the
 study skips the jobs the first is running and takes the others, so that two copies finish a study between them
-(docs/crash-safety.md).
+(docs/crash-safety.md). `+step=<name> 'revert=[a,b]'` runs the step without those deltas: it becomes
+`+delta=[<the step's other deltas>]` before Hydra composes (roadmap/config/ablation.py's expand_reverts).
 """
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -20,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from roadmap.config.ablation import expand_reverts
 from roadmap.errors import ConfigError
 from roadmap.results.failures import Refusal, write_failure
 from roadmap.training.job import OtherConfigRecord, skip_or_continue, train
@@ -64,4 +67,8 @@ def run_job(cfg: DictConfig, out_dir: Path, multirun: bool) -> Refusal | None:
 
 
 if __name__ == "__main__":
+    try:  # a step's defaults list cannot remove a delta: a revert is rewritten into the list of deltas it leaves
+        sys.argv[1:] = expand_reverts(sys.argv[1:])
+    except ConfigError as error:
+        raise SystemExit(f"Error: {error}") from None
     main()

@@ -6,8 +6,17 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from roadmap.config.ablation import FINAL_STEP, check_combination, leave_one_out, run_name, settings, sweep
+from roadmap.config.ablation import (
+    FINAL_STEP,
+    check_combination,
+    expand_reverts,
+    leave_one_out,
+    run_name,
+    settings,
+    sweep,
+)
 from roadmap.config.composition import CONF_DIR, build_model, compose
+from roadmap.errors import ConfigError
 from roadmap.steps import STEPS, chain
 from roadmap.training.job import train
 
@@ -123,3 +132,58 @@ def test_a_conflicting_combination_fails_before_training(tmp_path):
 def test_unknown_delta_is_named():
     with pytest.raises(ValueError, match="unknown delta 'kernel_4'"):
         settings("kernel_4")
+
+
+def without(step: str, *reverted: str) -> list[str]:
+    return [d for d in chain(step) if d not in reverted]
+
+
+@pytest.mark.parametrize(("step", "reverted"), [
+    (FINAL_STEP, ["patchify_stem"]), ("gelu", ["stage_ratio", "depthwise_conv"]), ("modern_recipe", ["modern_recipe"]),
+])
+def test_a_revert_is_the_steps_other_deltas_with_their_name(step, reverted):
+    cfg = compose([f"+step={step}", f"revert=[{','.join(reverted)}]", "seed=3"])
+    listed = with_deltas(without(step, *reverted), "seed=3")
+    assert OmegaConf.to_container(cfg, resolve=True) == OmegaConf.to_container(listed, resolve=True)
+    assert list(cfg.deltas) == without(step, *reverted) and cfg.name == run_name(without(step, *reverted))
+    assert resolved(cfg) == resolved(listed)
+
+
+def test_a_revert_of_convnext_t_is_named_as_leave_one_out_names_it():
+    assert compose([f"+step={FINAL_STEP}", "revert=[patchify_stem]"]).name == "separate_downsampling-patchify_stem"
+    assert expand_reverts(["+step=gelu", "revert=gelu", "seed=0"]) == [f"+delta=[{','.join(chain('kernel_7'))}]",
+                                                                      "seed=0"]
+
+
+def test_overrides_without_a_revert_pass_unchanged():
+    overrides = ["+step=gelu", "+delta=[layer_norm]", "seed=0,1", "-m"]
+    assert expand_reverts(overrides) == overrides
+
+
+def test_a_sweep_of_steps_with_a_revert_is_a_sweep_of_delta_lists():
+    overrides = expand_reverts(["+step=gelu,separate_downsampling", "revert=[patchify_stem]", "seed=0,1"])
+    assert overrides[1:] == ["seed=0,1"]
+    parsed = OverridesParser.create().parse_overrides(overrides[:1])[0]
+    assert parsed.key_or_group == "delta" and parsed.is_sweep_override()
+    assert [list(v) for v in parsed.sweep_iterator()] == [without("gelu", "patchify_stem"),
+                                                          without(FINAL_STEP, "patchify_stem")]
+
+
+def test_a_revert_keeps_a_delta_added_on_top():
+    assert expand_reverts([f"+step={FINAL_STEP}", "revert=[gelu]", "+delta=[pointwise_linear]"]) == [
+        f"+delta=[{','.join([*without(FINAL_STEP, 'gelu'), 'pointwise_linear'])}]"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["+step=gelu", "revert=[layer_norm]"], "cannot revert layer_norm: gelu does not apply it. Its deltas: "
+                                            + ", ".join(chain("gelu"))),
+    (["+step=gelu,layer_norm", "revert=[fewer_norms]"], "cannot revert fewer_norms: gelu does not apply it"),
+    (["revert=[patchify_stem]", "seed=0"], r"cannot revert patchify_stem without \+step=<step>: the baseline"),
+    (["+step=baseline", "revert=[gelu]"], "cannot revert gelu: baseline applies no delta"),
+    (["+step=kernel_4", "revert=[gelu]"], "unknown step 'kernel_4'"),
+])
+def test_a_revert_the_step_does_not_hold_is_refused_before_anything_runs(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        expand_reverts(overrides)
+    with pytest.raises(ConfigError, match=message):
+        compose(overrides)

@@ -8,9 +8,13 @@ deltas, or any free combination (``+delta=[patchify_stem,gelu]``). This module
   one network always gets one name, whatever order its deltas were listed in;
 - refuses a list in which two deltas set the same argument in a way the roadmap never does (two kernel
   sizes, or ``width_96`` before ``stage_ratio``, which would silently undo it);
-- builds the leave-one-out study: the end of the roadmap with each of its deltas reverted in turn.
+- builds the leave-one-out study: the end of the roadmap with each of its deltas reverted in turn;
+- turns ``+step=S revert=[a,b]`` into ``+delta=[S's chain without a and b]`` before Hydra composes, since a
+  step's defaults list can add deltas but never remove one.
 """
 
+import itertools
+import re
 from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
@@ -89,6 +93,53 @@ def leave_one_out(final: str = FINAL_STEP, reverts: Sequence[str] | None = None)
         raise ConfigError(f"cannot revert {', '.join(unknown)}: {final} does not apply it. Its deltas: "
                           f"{', '.join(full)}")
     return {"": full, **{reverted: [d for d in full if d != reverted] for reverted in reverts or full}}
+
+
+REVERTABLE = re.compile(r"(\+step|\+?revert|\+delta)=")  # the overrides expand_reverts reads; others pass
+
+
+def _values(override: str) -> list:
+    """An override's value, or each of its sweep's values."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # Hydra only where a revert is given
+
+    parsed = OverridesParser.create().parse_override(override)
+    return list(parsed.sweep_iterator()) if parsed.is_sweep_override() else [parsed.value()]
+
+
+def _listed(value) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)] if value else []
+
+
+def expand_reverts(overrides: Sequence[str]) -> list[str]:
+    """run.py's overrides with ``revert=[a,b]`` and ``+step=S`` turned into ``+delta=[S's chain without a, b]``
+    (followed by any ``+delta=`` given too): the network, the record and the name of that list of deltas
+    (``separate_downsampling-patchify_stem``). A sweep of steps, of reverts or of deltas becomes a sweep of lists.
+    Overrides without ``revert=`` come back unchanged; a revert of a delta the step does not apply is refused."""
+    overrides = list(overrides)
+    found = {m.group(1).lstrip("+"): i for i, o in enumerate(overrides) if (m := REVERTABLE.match(o))}
+    if "revert" not in found:
+        return overrides
+    reverts = [_listed(v) for v in _values(overrides[found["revert"]])]
+    if "step" not in found:
+        raise ConfigError(f"cannot revert {', '.join(dict.fromkeys(itertools.chain(*reverts)))} without "
+                          "+step=<step>: the baseline (no step) applies no delta. Name the step to revert from, "
+                          "e.g. +step=separate_downsampling 'revert=[patchify_stem]'")
+    steps = [str(v) for v in _values(overrides[found["step"]])]
+    extras = [_listed(v) for v in _values(overrides[found["delta"]])] if "delta" in found else [[]]
+    variants: list[list[str]] = []
+    for step, reverted, extra in itertools.product(steps, reverts, extras):
+        if step not in STEPS:
+            raise ConfigError(f"unknown step {step!r}; the steps: {', '.join(STEPS)}")
+        if reverted and not chain(step):
+            raise ConfigError(f"cannot revert {', '.join(reverted)}: {step} applies no delta")
+        leave_one_out(step, reverted)  # refuses a delta the step does not apply, naming the step's deltas
+        kept = [d for d in chain(step) if d not in reverted]
+        deltas = [*kept, *(d for d in extra if d not in kept)]
+        if deltas not in variants:
+            variants.append(deltas)
+    delta = f"+delta=[{','.join(variants[0])}]" if len(variants) == 1 else f"+delta={sweep(variants)}"
+    return [delta if i == found["step"] else o for i, o in enumerate(overrides)
+            if i == found["step"] or i not in found.values()]
 
 
 def sweep(variants: Iterable[Sequence[str]]) -> str:

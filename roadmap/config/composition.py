@@ -7,10 +7,10 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from roadmap.config.ablation import register_resolvers
+from roadmap.config.ablation import expand_reverts, register_resolvers
 from roadmap.config.factorial import register_resolver as register_factorial
 from roadmap.config.labels import register_resolver as register_setting
 from roadmap.config.schema import register as register_schema
@@ -22,13 +22,18 @@ PAPER_SETTING = ("scale=paper", "data=imagenet", "data.num_classes=1000")
 register_resolvers()  # ${run_name:...} and ${leave_one_out:}, used by the configs
 register_factorial()  # ${factorial:...}, conf/ablation/factorial.yaml's sweep
 register_setting()  # ${setting:}, conf/train.yaml's multirun folder
+# A GPU's process needs a core for its training loop and one for pinning batches, besides its loader workers
+# (docs/paper-scale.md): conf/trainer/slurm.yaml's cpus_per_task, from data.num_workers.
+TRAINING_PROCESS_CORES = 2
+if not OmegaConf.has_resolver("cores_per_gpu"):
+    OmegaConf.register_new_resolver("cores_per_gpu", lambda workers: int(workers) + TRAINING_PROCESS_CORES)
 register_schema()  # conf/train.yaml and conf/data/ name it first in their defaults lists
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The config `python run.py <overrides>` would run with."""
+    """The config `python run.py <overrides>` would run with (`revert=` included)."""
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(PRIMARY, overrides=list(overrides))
+        return hydra_compose(PRIMARY, overrides=expand_reverts(overrides))
 
 
 def step_overrides(step: str, regime: str = "resnet50") -> list[str]:
