@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 from torch import nn
 
-from roadmap.config.composition import compose
+from roadmap.config.composition import CONF_DIR, compose
 from roadmap.training.budget import IMAGENET_TRAIN_IMAGES, Budget, fit_recipe
 from roadmap.training.recipe import build_scheduler, gradual_warmup_epochs, scaled_lr
 
@@ -148,3 +150,12 @@ def test_the_gradual_warm_up_keeps_its_share_of_a_shorter_run_and_spares_the_pro
     recipe, changes = fit_recipe(compose(PAPER).recipe, Budget.of(compose(PAPER).recipe, 9, 100), {})
     assert recipe.lr.gradual_warmup_epochs == pytest.approx(0.5)  # 5 of 90 epochs stays 5 of 90 of a 9-epoch run
     assert changes["lr.gradual_warmup_epochs"] == {"recipe": 5, "used": pytest.approx(0.5)}
+
+
+def test_the_launchers_cores_per_gpu_follow_the_loaders_workers():
+    """One setting, data.num_workers: the SLURM job asks for its workers plus the training process's two cores."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        for workers in (None, 6):
+            extra = [] if workers is None else [f"data.num_workers={workers}"]
+            cfg = hydra_compose("train", [*PAPER, "trainer=slurm", *extra], return_hydra_config=True)
+            assert cfg.hydra.launcher.cpus_per_task == cfg.data.num_workers + 2 == (workers or 10) + 2

@@ -35,6 +35,7 @@ import torch
 from roadmap.config.composition import PAPER_SETTING, compose
 from roadmap.data.prepare import resize_folder
 from roadmap.results.records import atomic_write_text
+from roadmap.tools.decoding import main as decoding_main
 from roadmap.tools.loader import LOADER_SETTING, loader_throughput, make_fake_folder
 from roadmap.tools.speed import (
     CONVNEXT_STEP,
@@ -153,6 +154,9 @@ def loader_main(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "decode":  # its options are its own module's (roadmap/tools/decoding.py)
+        decoding_main(argv[1:])
+        return
     if not argv or argv[0] not in ("train", "loader", "job", "data", "-h", "--help"):
         argv = ["train", *argv]  # the sub-command defaults to train
     parser = argparse.ArgumentParser(description="Benchmark training speed (ours vs timm) or the ImageFolder loader.")
@@ -200,6 +204,9 @@ def main(argv: list[str] | None = None) -> None:
     data.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported (3)")
     data.add_argument("--batches", type=int, default=50, help="timed batches per pipeline per round (50)")
     data.set_defaults(run=data_main)
+
+    commands.add_parser("decode", add_help=False, help="the loader's work per image in CPU time per core, per recipe, "
+                        "and the loader workers one GPU needs (decode --help)")
 
     args = parser.parse_args(argv)
     args.run(args)
