@@ -28,7 +28,6 @@ import csv
 import json
 import logging
 import math
-import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -36,31 +35,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
-from torch import nn
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from roadmap.config.composition import CONF_DIR, PRIMARY, build_model
+from roadmap.config.composition import CONF_DIR, PRIMARY
 from roadmap.errors import ConfigError
-from roadmap.model.flops import complexity
-from roadmap.training.budget import IMAGENET_TRAIN_IMAGES, Budget, fit_recipe
-from roadmap.training.recipe import accumulation, ema_decay, gradual_warmup_epochs, scaled_lr
+from roadmap.tools.sizes import Network, data_sizes, network
+from roadmap.training.budget import Budget, fit_recipe
+from roadmap.training.recipe import accumulation, gradual_warmup_epochs, scaled_lr
 from roadmap.training.validation import sweep_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 RATES_CSV = REPO / "experiments" / "gpu" / "rates.csv"
 DECODING_CSV = REPO / "experiments" / "gpu" / "decoding.csv"
 DEFAULT_GPU = "H100"
-IMAGENET_VAL_IMAGES = 50_000
-IMAGENET_CLASSES = 1000
-# Training and validation images of the data sets whose sizes are fixed, by the data module's class
-FIXED_SIZES = {"FashionMNISTData": ("Fashion-MNIST", 60_000, 10_000), "CIFARData": ("CIFAR", 50_000, 10_000)}
 VALIDATION_SPEEDUP = 3  # a forward pass against a training step (forward and backward, about 3x the work)
 REFERENCES = {"convnext": "convnext_t", "resnet": "resnet50"}  # a job's family -> its reference network in rates.csv
 # Optimizer state per parameter, in copies of the weights: SGD's momentum buffer, AdamW's two moments
@@ -158,52 +150,6 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def _count_images(folder: str) -> int:
-    """Image files below `folder` (ImageFolder's extensions), by os.scandir: no image is opened."""
-    total = 0
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_dir():
-                total += _count_images(entry.path)
-            elif entry.name.lower().endswith(IMG_EXTENSIONS):
-                total += 1
-    return total
-
-
-def _folder_split(root: Path, split: str) -> tuple[int, int]:
-    """(images, classes) of <root>/<split>: the files counted per class folder."""
-    classes = [entry.path for entry in os.scandir(root / split) if entry.is_dir()]
-    return sum(_count_images(c) for c in classes), len(classes)
-
-
-def data_sizes(data: DictConfig) -> tuple[int, int, int | None, str]:
-    """(training images, validation images, classes, what was assumed) of a `data` config, without reading an
-    image; subsets applied."""
-    kind = data._target_.rpartition(".")[2]
-    classes = data.num_classes
-    if kind in FIXED_SIZES:
-        label, train, val = FIXED_SIZES[kind]
-        source = f"{label}: {train:,} training images"
-    elif kind == "SyntheticData":
-        train, val, source = data.train_size, data.val_size, f"synthetic: data.train_size={data.train_size:,}"
-    elif kind == "FolderData":
-        root = Path(str(data.root)).expanduser()
-        if (root / "train").is_dir() and (root / "val").is_dir():
-            (train, found), (val, _) = _folder_split(root, "train"), _folder_split(root, "val")
-            classes = classes or found
-            source = f"{root}: {train:,} training images counted in {found} class folders"
-        else:
-            train, val, classes = IMAGENET_TRAIN_IMAGES, IMAGENET_VAL_IMAGES, classes or IMAGENET_CLASSES
-            source = f"ImageNet-1k's {train:,} training images ({root} does not hold train/ and val/)"
-    else:
-        raise ConfigError(f"data._target_={data._target_}: the plan does not know this data set's size.")
-    if data.train_subset is not None and data.train_subset < train:
-        train, source = data.train_subset, f"{source}; data.train_subset={data.train_subset:,}"
-    if data.val_subset is not None:
-        val = min(val, data.val_subset)
-    return train, val, classes, source
-
-
 def _devices(trainer: DictConfig) -> tuple[int, str | None]:
     """Processes per node, and what was assumed where the config leaves it to the machine."""
     devices = trainer.devices
@@ -212,35 +158,6 @@ def _devices(trainer: DictConfig) -> tuple[int, str | None]:
     if devices == "auto":
         return 1, "trainer.devices=auto: counted as 1 device per node"
     return int(devices), None
-
-
-def depthwise(model: nn.Module) -> bool:
-    """Whether the network has a depthwise convolution: ConvNeXt's family, timed against ConvNeXt-T."""
-    return any(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
-
-
-@dataclass(frozen=True)
-class Network:
-    params: int
-    gflops: float  # at the run's input size
-    convnext_like: bool
-    ema: bool  # the recipe's EMA rule keeps a copy for this network
-
-
-_NETWORKS: dict[str, Network] = {}
-
-
-def network(cfg: DictConfig, recipe: DictConfig) -> Network:
-    """The job's network built on the meta device (no memory, no weights), counted once per distinct network."""
-    key = json.dumps([OmegaConf.to_container(cfg.model, resolve=True), cfg.scale.width_multiplier,
-                      cfg.data.input_size, OmegaConf.to_container(recipe.ema, resolve=True)], sort_keys=True)
-    if key not in _NETWORKS:
-        with torch.device("meta"):
-            model = build_model(cfg)
-        model = model.to_empty(device="cpu")
-        counted = complexity(model, cfg.data.input_size, cfg.data.in_chans)
-        _NETWORKS[key] = Network(counted.params, counted.gflops, depthwise(model), ema_decay(model, recipe) is not None)
-    return _NETWORKS[key]
 
 
 @dataclass
