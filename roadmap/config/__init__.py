@@ -1,11 +1,12 @@
 """The configs: composing conf/ from Python, its schema, the free combinations of deltas, the factorial design
-and a run's labels. May import model/ and roadmap's top level."""
+and a run's labels. May import model/, data/ and roadmap's top level."""
 
 from roadmap.exports import hand_on
 
 __all__, __getattr__ = hand_on(__name__, {
-    "ablation": ("FINAL_STEP", "check_combination", "run_name"),
-    "composition": ("PAPER_SETTING", "build_model", "compose", "scaled_widths", "step_overrides"),
+    "ablation": ("FINAL_STEP", "check_combination", "expand_reverts", "run_name"),
+    "composition": ("CONF_DIR", "PAPER_SETTING", "PRIMARY", "build_model", "compose", "scaled_widths",
+                    "step_overrides"),
     "factorial": ("ROMAN", "Design", "design_for"),
     "labels": ("STUDIES", "check_study", "labels", "study_key", "wandb_group"),
 })

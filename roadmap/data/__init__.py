@@ -19,5 +19,6 @@ __all__, __getattr__ = hand_on(__name__, {
     "prepare": ("resize_folder",),
     "sampling": ("PADDING_LABEL", "balanced_subset"),
     "synthetic": ("SyntheticData",),
+    "transforms": ("BatchFinish", "image_transform", "seeded", "to_batch"),
     "timm_reader": ("TimmData",),
 })

@@ -5,9 +5,10 @@ top level."""
 from roadmap.exports import hand_on
 
 __all__, __getattr__ = hand_on(__name__, {
+    "budget": ("IMAGENET_TRAIN_IMAGES", "Budget", "fit_recipe"),
     "job": ("OtherConfigRecord", "fit_to_run", "skip_or_continue", "train"),
     "lock": ("FolderHeld", "hold"),
-    "recipe": ("build_optimizer",),
+    "recipe": ("accumulation", "build_optimizer", "ema_decay", "gradual_warmup_epochs", "scaled_lr"),
     "system": ("device_name", "proc_status_mb", "reset_peak_memory"),
-    "validation": ("CheckSweep",),
+    "validation": ("CheckSweep", "sweep_jobs"),
 })
