@@ -56,7 +56,7 @@ $(STAMP): pyproject.toml
 	@# The embedded data set, Fashion-MNIST, comes from Debian when we may install packages.
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
-		|| echo "warning: could not install dataset-fashion-mnist; see README (Data)"; fi
+		|| echo "warning: could not install dataset-fashion-mnist; see docs/training.md (Data)"; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
@@ -171,12 +171,14 @@ gpu-bundle: install ## wheels and Fashion-MNIST for `make gpu-check` on a machin
 	@echo "there: pip install --no-index --no-deps --target /tmp/site $(BUNDLE)/*.whl; export PYTHONPATH=/tmp/site:.;" \
 		"python3 scripts/gpu_check.py data.root=$(BUNDLE)/fashion-mnist"
 
-gpu-check: install ## the GPU path end to end on one GPU (~8 min): step timing ours vs timm, a proxy job, a paper-scale job; writes experiments/gpu/<device>.md. GPU_CHECK_ARGS=--quick: reduced, on the CPU
+gpu-check: install ## the GPU path end to end on one GPU (about 6 minutes on an H100: 335-338 s measured): step timing ours vs timm, a proxy job, a paper-scale job; writes experiments/gpu/<device>.md. GPU_CHECK_ARGS=--quick: reduced, on the CPU
 	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 gpu-roadmap: install ## the proxy roadmap on one GPU within a deadline (docs/device-data.md): a ConvNeXt-T probe per compile setting, then 17 steps x 3 seeds in worker processes, into experiments/fashion_mnist_proxy_gpu. GPU_ROADMAP_ARGS=--quick: reduced, on the CPU
 	$(PY) scripts/gpu_roadmap.py $(GPU_ROADMAP_ARGS)
 
-RUNGS ?= --rung "CPU 48 px=$(EXPERIMENT)" --rung "GPU 48 px=experiments/fashion_mnist_proxy_gpu"
-cross-rung: install ## each step's Δ with its 95% interval at every rung beside the paper's, and Spearman's rho per rung, into experiments/rungs; RUNGS='--rung "label=folder" ...'
+# Two roadmap folders or more, one per rung: the CPU proxy's (EXPERIMENT) and, e.g., make gpu-roadmap's.
+RUNGS ?=
+cross-rung: install ## each step's Δ with its 95% interval at every rung beside the paper's, and Spearman's rho per rung, into experiments/rungs; RUNGS='--rung "label=folder" --rung ...' (two roadmap folders or more)
+	$(if $(RUNGS),,$(error make cross-rung needs RUNGS: two roadmap folders or more; e.g. RUNGS='--rung "CPU 48 px=$(EXPERIMENT)" --rung "GPU 48 px=experiments/fashion_mnist_proxy_gpu"' once make gpu-roadmap has written the second))
 	$(PY) scripts/cross_rung.py $(RUNGS) --out experiments/rungs

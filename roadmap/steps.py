@@ -3,8 +3,8 @@
 This is the one place that code reads the order of the steps and the paper's reference values
 from (tables, figures, tests). Each step's network and recipe live in ``conf/step/<name>.yaml``,
 which applies the step's delta (``conf/delta/<name>.yaml``) on top of its parent step.
-Numbers: ``shared/docs/paper-facts.md`` (paper Table 10 for ResNet-50, Table 11 for ResNet-200,
-Figure 2 where it rounds differently).
+Numbers: Liu et al., "A ConvNet for the 2020s" (CVPR 2022): Table 10 for the ResNet-50 regime, Table 11 for
+the ResNet-200 one, and Figure 2's labels where it rounds differently.
 """
 
 from dataclasses import dataclass
