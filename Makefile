@@ -156,8 +156,9 @@ wandb-dashboard: install ## save the wandb dashboard, a report of one study, aft
 bench: install ## training img/s and peak memory, ours vs timm; BENCH_ARGS="--help", or "loader --help" for the data loader
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
-# A GPU machine without network whose Python has PyTorch, Lightning and timm (a cluster's compute node, a lent
-# machine) lacks only these, all pure Python: built here as wheels of this venv's versions, with Fashion-MNIST.
+# A GPU machine without network whose Python has PyTorch, Lightning and timm (a cluster's compute node) lacks only
+# these, all pure Python: built here as wheels of this venv's versions, with Fashion-MNIST from Debian's
+# dataset-fashion-mnist (/usr/share/datasets/fashion-mnist, which make install installs as root).
 BUNDLE ?= .whl
 BUNDLE_PACKAGES = hydra-core omegaconf antlr4-python3-runtime fvcore iopath yacs termcolor submitit hydra-submitit-launcher pydoe
 gpu-bundle: install ## wheels and Fashion-MNIST for `make gpu-check` on a machine without network, into BUNDLE (default .whl)

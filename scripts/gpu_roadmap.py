@@ -1,4 +1,4 @@
-"""`make gpu-roadmap`: the proxy roadmap on one GPU in one window (see roadmap/tools/gpu_roadmap.py); --quick on the
+"""`make gpu-roadmap`: the proxy roadmap on one GPU within a deadline (see roadmap/tools/gpu_roadmap.py); --quick on the
 CPU."""
 
 from roadmap.tools.gpu_roadmap import main

@@ -117,7 +117,7 @@ def test_a_torn_checkpoint_is_moved_aside_and_the_job_goes_on_from_the_sound_one
         torn = checkpoints / "epoch=1-step=8.ckpt"
         torn.write_bytes(data[: len(data) // 2])
         os.utime(torn, ns=(sound.stat().st_mtime_ns + 10**9,) * 2)
-    else:  # the only checkpoint cut to 50 kB through its link, as the user found it
+    else:  # the only checkpoint cut to 50 kB through its link, as a user found it
         torn = sound
         with open(checkpoints / "last.ckpt", "r+b") as f:
             f.truncate(50_000)
