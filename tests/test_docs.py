@@ -166,3 +166,107 @@ def test_make_figure_leaves_the_tree_unchanged(tmp_path, monkeypatch):
     _, changed, errors = filecmp.cmpfiles(ROOT / "experiments", tmp_path / "experiments", sorted(map(str, before)),
                                           shallow=False)
     assert not changed and not errors, f"make figure changed {changed}{errors}: run it and commit what it wrote"
+
+
+# The commands the pages show, checked as far as a CPU allows without training: in README.md and docs/, every
+# line of a code block (a `\` continuing it) and every inline code span.
+COMMAND_PAGES = [README, *DOCS]
+PYTHON_COMMAND = re.compile(
+    r"(?:^|&&|;)\s*(?:\S+=\S+\s+)*(?:\.venv/bin/)?python3?\s+((?:run|scripts/\w+)\.py)\b(.*?)(?=&&|;|$)")
+MAKE_COMMAND = re.compile(
+    r"(?:^|&&|;)\s*(?:[A-Z_]+=\S+\s+)*make\s+(?:[A-Z_]+=(?:'[^']*'|\"[^\"]*\"|\S+)\s+)*([a-z][\w-]*)")
+PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.|\b[A-Z]{2,}\b")  # <step>, ..., OUT: a command to fill in, not to compose
+# A repository path in a code span: one of the top-level folders, no placeholder or glob in it.
+REPO_PATH = re.compile(r"(?:conf|docs|roadmap|scripts|tests|experiments|\.ci)/[\w./-]*|run\.py|Makefile")
+
+
+def shown_commands(page: Path) -> list[str]:
+    text = page.read_text()
+    lines = [line for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+             for line in block.replace("\\\n", " ").splitlines()]
+    return [*lines, *(span[1:-1] for span in CODE_SPAN.findall(FENCE.sub("", text)))]
+
+
+def python_commands() -> list[tuple[str, str, list[str]]]:
+    """(page, script, its arguments) for every `python run.py ...` and `python scripts/x.py ...` shown."""
+    found = []
+    for page in COMMAND_PAGES:
+        for command in shown_commands(page):
+            for script, args in PYTHON_COMMAND.findall(command):
+                try:
+                    words = shlex.split(args, comments=True)
+                except ValueError:  # a placeholder's apostrophe (<the runs' folder>): words enough to name the script
+                    words = args.split()
+                found.append((page.name, script, words))
+    return found
+
+
+def makefile_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+
+
+def test_command_parsing():
+    assert PYTHON_COMMAND.findall("pip x && export A=1 B=2 && python3 scripts/gpu_roadmap.py --archive a.tgz # x") == [
+        ("scripts/gpu_roadmap.py", " --archive a.tgz # x")]
+    assert PYTHON_COMMAND.findall(".venv/bin/python run.py +step=gelu seed=0") == [("run.py", " +step=gelu seed=0")]
+    assert MAKE_COMMAND.findall("SEEDS=0,1 make roadmap") == ["roadmap"]
+    assert MAKE_COMMAND.findall("make RUNGS='--rung \"a=b\"' cross-rung && make figure") == ["cross-rung", "figure"]
+    assert not MAKE_COMMAND.findall("`make` takes a target") and not MAKE_COMMAND.findall("cmake build")
+
+
+@pytest.mark.parametrize("page", COMMAND_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_make_target_shown_exists(page):
+    targets = makefile_targets()
+    missing = {t for command in shown_commands(page) for t in MAKE_COMMAND.findall(command) if t not in targets}
+    assert not missing, f"{page.name} shows make targets the Makefile lacks: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("page", COMMAND_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_repository_path_in_code_exists(page):
+    spans = [span[1:-1] for span in CODE_SPAN.findall(FENCE.sub("", page.read_text()))]
+    paths = {m.group(0).rstrip(".") for span in spans if " " not in span and not re.search(r"[<*{$]", span)
+             and (m := REPO_PATH.fullmatch(span))}
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert not missing, f"{page.name} names paths that do not exist: {missing}"
+
+
+def test_every_python_command_shown_names_a_script_that_exists():
+    missing = sorted({f"{page}: {script}" for page, script, _ in python_commands() if not (ROOT / script).is_file()})
+    assert not missing, missing
+
+
+def first_values(overrides: list[str]) -> list[str]:
+    """A multirun's overrides with each sweep at its first value, as one job of it composes."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [f"{o.get_key_element()}={next(o.sweep_string_iterator())}" if o.is_sweep_override() else o.input_line
+            for o in parsed]
+
+
+RUN_COMMANDS = sorted({(page, tuple(args)) for page, script, args in python_commands() if script == "run.py"
+                       and not PLACEHOLDER.search(" ".join(args))})
+
+
+@pytest.mark.parametrize(("page", "args"), RUN_COMMANDS, ids=[f"{p}:{' '.join(a)}" for p, a in RUN_COMMANDS])
+def test_every_run_command_shown_composes(page, args):
+    """Each `python run.py ...` shown composes as run.py would compose it (a multirun: its first job), so that
+    a renamed group, key or delta cannot leave a page's command failing."""
+    from roadmap.config.ablation import expand_reverts
+    from roadmap.config.composition import compose
+
+    overrides = [a for a in args if not a.startswith("-")]
+    cfg = compose(first_values(expand_reverts(overrides)) if "-m" in args or "--multirun" in args else overrides)
+    assert cfg.name
+
+
+SCRIPTS = sorted({script for _, script, _ in python_commands() if script.startswith("scripts/")})
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_shown_answers_help(script, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [script, "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+    assert exit_.value.code in (0, None), f"{script} --help exited {exit_.value.code}"
+    assert "usage" in capsys.readouterr().out.lower()
