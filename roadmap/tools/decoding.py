@@ -39,6 +39,7 @@ import torch
 from PIL import Image
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from roadmap.config.composition import TRAINING_PROCESS_CORES
 from roadmap.data.prepare import resize_folder
 from roadmap.data.transforms import BatchFinish, image_transform, seeded, to_batch
 
@@ -52,9 +53,6 @@ QUALITY = 90
 RESIZED_SIDE = 256  # scripts/resize_images.py's default
 INPUT_SIZE = 224  # scale=paper
 BATCH = 32  # images per batch made (the per-batch part's cost is per image either way)
-# The training process itself, beside its workers: its Python loop and the pin-memory thread (conf/trainer/slurm.yaml
-# asks for workers + 2 CPUs per task by the same rule).
-TRAINING_CORES = 2
 # The GPU rates the workers are counted for: (network, what, compile) rows of rates.csv
 TARGETS = (("convnext_t", "whole_job", "compiled"), ("convnext_t", "bare_step", "compiled"),
            ("resnet50", "bare_step", "eager"))
@@ -258,8 +256,8 @@ def to_markdown(rows: Sequence[Mapping[str, Any]], rates: Mapping[tuple[str, str
         "",
         "Workers per GPU = ceil(the GPU's training img/s / img/s per core), for the H100 rates of "
         "[rates.csv](rates.csv) (batch 128, 224 px, bf16, channels-last). The training process needs "
-        f"{TRAINING_CORES} cores of its own beside them (its loop and the pin-memory thread): cores per GPU = workers "
-        f"+ {TRAINING_CORES}. The per-core rate is this CPU's; a faster core needs fewer workers. "
+        f"{TRAINING_PROCESS_CORES} cores of its own beside them (its loop and the pin-memory thread): cores per GPU = "
+        f"workers + {TRAINING_PROCESS_CORES}. The per-core rate is this CPU's; a faster core needs fewer workers. "
         "`scripts/plan.py` reads decoding.csv for each job's workers.",
     ]
     return "\n".join(lines) + "\n"

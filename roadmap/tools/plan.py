@@ -42,7 +42,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from roadmap.config.composition import CONF_DIR, PRIMARY
+from roadmap.config.composition import CONF_DIR, PRIMARY, TRAINING_PROCESS_CORES
 from roadmap.errors import ConfigError
 from roadmap.tools.sizes import Network, data_sizes, network
 from roadmap.training.budget import Budget, fit_recipe
@@ -60,7 +60,6 @@ OPTIMIZER_STATES = {"sgd": 1, "adamw": 2}
 # ModelCheckpoint(save_top_k=1, save_last="link") keeps one file (last.ckpt links to it); an atomic save writes the
 # next beside it before the rename
 CHECKPOINT_FILES, CHECKPOINT_FILES_SAVING = 1, 2
-TRAINING_CORES = 2  # the training process beside its loader workers (roadmap/tools/decoding.py)
 
 
 # --- The jobs ------------------------------------------------------------------------------------------------
@@ -316,7 +315,7 @@ def totals(jobs: Sequence[Job], decoded: bool) -> dict[str, Any]:
 
     workers = {"workers_per_gpu_full": most("workers_full"), "workers_per_gpu_resized": most("workers_resized")}
     cores = {f"cores_per_gpu_{k}": None if workers[f"workers_per_gpu_{k}"] is None
-             else workers[f"workers_per_gpu_{k}"] + TRAINING_CORES for k in ("full", "resized")}
+             else workers[f"workers_per_gpu_{k}"] + TRAINING_PROCESS_CORES for k in ("full", "resized")}
     return {
         "jobs": len(jobs),
         "gpu_hours": sum(j.gpu_hours for j in jobs),
@@ -352,7 +351,7 @@ def notes(jobs: Sequence[Job], decoding_csv: Path | None) -> list[str]:
         else:
             out.append(f"workers per GPU: ceil(job img/s per GPU / img/s per core of the job's recipe), from "
                        f"{_shown(decoding_csv)} (CPU time per core on the machine that measured it), for full-size "
-                       f"JPEGs and the pre-resized copy; cores per GPU = workers + {TRAINING_CORES}")
+                       f"JPEGs and the pre-resized copy; cores per GPU = workers + {TRAINING_PROCESS_CORES}")
     return out
 
 
