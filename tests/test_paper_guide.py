@@ -46,6 +46,7 @@ def test_the_guides_plan_is_the_paper_scale_roadmap_and_its_cost_is_the_guides()
     hours = round(result["totals"]["gpu_hours"], -1)
     text = GUIDE.read_text()
     assert f"about **{hours:,.0f} H100-hours**" in text
+    assert f"costs about {hours:,.0f} H100-hours" in " ".join((GUIDE.parents[1] / "README.md").read_text().split())
     assert f"{result['totals']['checkpoint_gb']:.1f} GB of checkpoints" in text
     workers = result["totals"]["workers_per_gpu_full"], result["totals"]["workers_per_gpu_resized"]
     assert "and {} loader workers per GPU from full-size JPEGs ({} from the 256-px".format(*workers) in text

@@ -1,7 +1,7 @@
-"""`make gpu-roadmap`: the proxy roadmap on one GPU in one window, through the device data path (or, with
+"""`make gpu-roadmap`: the proxy roadmap on one GPU within a deadline, through the device data path (or, with
 `--study rung-calibration`, the GPU rung's calibration: both ends under every conf/calibration/gpu_rung/ candidate).
 
-In one run, within a deadline (a lent GPU comes for minutes):
+In one run, within a deadline (`--deadline`: what a GPU reservation allows):
 
 1. the probe: the ConvNeXt-T proxy job (`+step=separate_downsampling`, seed 0) under each `trainer.compile`
    setting asked for (eager, CUDA graphs captured without a compile, ...), each a whole job: its training img/s,
@@ -9,10 +9,10 @@ In one run, within a deadline (a lent GPU comes for minutes):
    debug mode, counted from the first batch to the end of training);
 2. the roadmap: every step x every seed, in `workers` processes sharing the GPU, under the setting whose probe job
    took the least wall time (or the one named), seeds in turn so that a run cut short still holds whole seeds;
-   a job whose record is already in the output is skipped, so that a second window continues the first;
+   a job whose record is already in the output is skipped, so that the same command run again continues;
 3. the report: each job's record goes to `<out>/records/` as soon as it is written, and `<out>/gpu-roadmap.md`
    (environment, probe, jobs, totals) is rewritten after each job; `--archive` packs both, with the workers'
-   output (logs/), into one file after each job too (a lent machine returns a few files, not fifty).
+   output (logs/), into one file after each job too (one file to copy back from a cluster's compute node).
 
 `--quick` runs the same sections on the CPU in a minute (two steps, a subset, two workers), for the test.
 """
@@ -77,7 +77,7 @@ class Plan:
         return next(job for job in self.jobs() if f"+step={CONVNEXT_STEP}" in job)
 
 
-STUDIES = {  # --study: the steps, and the calibration candidates, of each study a window can run
+STUDIES = {  # --study: the steps, and the calibration candidates, of each study a run can make
     "roadmap": (tuple(STEPS), ()),
     "rung-calibration": (("baseline", CONVNEXT_STEP),
                          tuple(sorted((p.stem for p in (REPO / "conf" / "calibration" / "gpu_rung").glob("*.yaml")),
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help=f"records and report (default {OUT.relative_to(REPO)}, or "
                         "experiments/gpu_rung_calibration for that study; with --quick, outputs/gpu-roadmap)")
     parser.add_argument("--archive", type=Path, help="also pack the report and records into this .tar.gz after each "
-                        "job (for a machine that returns few files: --archive $OUT/gpu-roadmap.tar.gz)")
+                        "job (one file to copy back from a compute node: --archive gpu-roadmap.tar.gz)")
     parser.add_argument("--study", choices=list(STUDIES), default="roadmap",
                         help="the roadmap (every step), or the GPU rung's calibration (both ends under every "
                         "conf/calibration/gpu_rung/ candidate; --scale does not apply)")
