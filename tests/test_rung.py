@@ -13,7 +13,7 @@ from roadmap.config.composition import CONF_DIR, compose
 from roadmap.errors import ConfigError
 from roadmap.model.network import stage_sizes
 from roadmap.steps import ROADMAP, STEPS, chain
-from roadmap.studies import rungs
+from roadmap.studies import ladder, rungs
 from roadmap.training.budget import Budget, check_rules, fit_recipe
 
 CANDIDATES = sorted(path.stem for path in (CONF_DIR / "calibration" / "gpu_rung").glob("*.yaml"))
@@ -134,3 +134,68 @@ def test_a_rung_made_another_way_agrees_step_by_step_within_its_bound():
     table = rungs.to_markdown([rungs.Rung.of("CPU", cpu), rungs.Rung.of("GPU", gpu)],
                               rungs.cross_rung_rows([rungs.Rung.of("CPU", cpu), rungs.Rung.of("GPU", gpu)]))
     assert "## GPU against CPU" in table and "16 of 17 steps agree" in table
+
+
+# --- The ladder: leave-one-out rows, pooled error, one rung per length ---------------------------------------
+
+
+def ladder_records(scale: str, epochs: int, rule, gains: dict[str, float], seeds=(0, 1)) -> list[dict]:
+    """ConvNeXt-T and each change of the ladder reverted (the recipe: ResNet-50 under both recipes), each change
+    worth `gains[change]` with all else in place, seed noise +-0.1 x (seed + 1) on the reverted network only."""
+    records = []
+    for seed in seeds:
+        base = record("separate_downsampling", seed, 85.0, scale, 48)
+        records.append(base)
+        for comparison in rungs.revert_comparisons(ladder.CHANGES):
+            if comparison.network == "baseline" or comparison.without == "baseline":
+                records += [dict(record("baseline", seed, 80.0, scale, 48)),
+                            dict(record("modern_recipe", seed, 80.0 + gains[comparison.change], scale, 48))]
+                continue
+            top1 = 85.0 - gains[comparison.change] + (0.1 if seed % 2 else -0.1) * (seed + 1)
+            records.append(dict(record("baseline", seed, top1, scale, 48), name=comparison.without, step="baseline"))
+    for r in records:
+        r.update(epochs=epochs, config={"scale": {"budget": {"regularization": rule}}})
+    return records
+
+
+def test_ladder_rows_revert_each_change_of_convnext_t_and_pool_the_seed_noise():
+    rows = {c.change: c for c in rungs.revert_comparisons(["modern_recipe", "patchify_stem", "kernel_7"])}
+    assert rows["patchify_stem"] == rungs.Comparison("patchify_stem", "separate_downsampling",
+                                                     "separate_downsampling-patchify_stem", 0.15)
+    assert rows["kernel_7"].paper_delta == pytest.approx(80.57 - 79.92)  # the path's Δ: from move_up_dwconv
+    assert (rows["modern_recipe"].network, rows["modern_recipe"].without) == ("modern_recipe", "baseline")
+    gains = dict.fromkeys(ladder.CHANGES, 1.0)
+    rung = rungs.Rung.of("3 passes", ladder_records("proxy_3", 3, "sqrt", gains))
+    comparisons = rungs.revert_comparisons(ladder.CHANGES)
+    # each reverted network's two seeds are 85 - 1 - 0.1 and 85 - 1 + 0.2: Δ 1.1 and 0.8, sd 0.212; the recipe's 0
+    diffs = [rung.differences(c) for c in comparisons]
+    assert diffs[1] == pytest.approx([1.1, 0.8])
+    sd, df = rung.pooled_sd(comparisons)
+    assert df == len(comparisons)  # one degree of freedom from each row's two seeds
+    reverted = len(comparisons) - 1
+    assert sd == pytest.approx(math.sqrt(reverted * statistics.variance([1.1, 0.8]) / df))
+    mean, low, high = rung.delta(comparisons[1], (sd, df))
+    assert mean == pytest.approx(0.95) and high - mean == pytest.approx(t.ppf(0.975, df) * sd / math.sqrt(2))
+    own = rung.delta(comparisons[1])  # over its own two seeds: t with 1 df, far wider
+    assert own[2] - own[0] > 3 * (high - mean)
+
+
+def test_the_ladder_report_reads_one_rung_per_length_and_rule(tmp_path):
+    gains = {"modern_recipe": 2.0, "patchify_stem": -2.0, "layer_norm": -1.0, "fewer_norms": 0.0, "kernel_7": 1.0,
+             "depthwise_conv": 0.5}
+    later = {**gains, "patchify_stem": 2.0}  # the stem's verdict flips with length
+    for folder, epochs, rule, worth in (("proxy", 1, True, gains), ("proxy_9_passes_sqrt", 9, "sqrt", later),
+                                        ("proxy_3_passes_linear", 3, "linear", gains),
+                                        ("proxy_3_passes_sqrt", 3, "sqrt", later)):
+        for r in ladder_records(folder, epochs, rule, worth):
+            path = tmp_path / "records" / folder / f"{r['name']}-seed{r['seed']}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(r))
+    ladder.main(["--experiment", str(tmp_path)])
+    table = (tmp_path / "table.md").read_text()
+    assert table.index("| 1 pass, linear |") < table.index("| 3 passes, linear |") < table.index(
+        "| 3 passes, sqrt |") < table.index("| 9 passes, sqrt |")
+    stem = next(line for line in table.splitlines() if line.startswith("| patchify_stem |"))
+    assert "moves: loss at 1 pass, linear, loss at 3 passes, linear, gain at 3 passes, sqrt" in stem
+    assert "| modern_recipe | +2.69 | +2.00 [" in table
+    assert (tmp_path / "ladder.png").stat().st_size > 0 and (tmp_path / "ladder.svg").is_file()

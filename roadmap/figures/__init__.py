@@ -8,5 +8,6 @@ __all__, __getattr__ = hand_on(__name__, {
     "ablation": ("ABLATION_FIGURE", "MIXERS_FIGURE", "ablation_figure", "mixers_figure"),
     "calibration": ("CENTRE", "calibration_figure"),
     "factorial": ("half_normal_figure", "views_figure"),
+    "ladder": ("ladder_figure",),
     "roadmap": ("ROADMAP_FIGURES", "accuracy_vs_gflops", "accuracy_vs_throughput", "goal_runs", "roadmap_figure"),
 })

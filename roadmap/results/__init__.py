@@ -9,6 +9,6 @@ __all__, __getattr__ = hand_on(__name__, {
     "failures": ("FailedJobs", "Refusal", "write_failure"),
     "provenance": ("provenance_markdown", "study_records", "table_section", "update_readme"),
     "records": ("RECORDS", "atomic_write", "atomic_write_text", "collect", "load_records"),
-    "stats": ("SHARED", "aggregate", "ci95", "compare", "compare_folder"),
+    "stats": ("SHARED", "aggregate", "ci95", "compare", "compare_folder", "mean_sd"),
     "tables": ("comparison_markdown", "plus_minus", "to_csv", "to_markdown", "write_tables"),
 })

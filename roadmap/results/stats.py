@@ -15,7 +15,7 @@ from roadmap.steps import ROADMAP, STEPS
 SHARED = ("regime", "scale", "data", "input_size")  # rows are comparable only when their records agree on these
 
 
-def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+def mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     """Mean and sample sd (ddof=1): None where there are too few values."""
     mean = statistics.fmean(values) if values else None
     return mean, statistics.stdev(values) if len(values) > 1 else None
@@ -51,9 +51,9 @@ def aggregate(records: list[dict]) -> list[dict]:
             continue
         parent = by_step.get(step.parent, {}) if step.parent else {}
         paired = sorted(runs.keys() & parent.keys())
-        top1_mean, top1_sd = _mean_sd([r["top1"] for r in runs.values()])
-        top5_mean, top5_sd = _mean_sd([r["top5"] for r in runs.values()])
-        delta_mean, delta_sd = _mean_sd([runs[seed]["top1"] - parent[seed]["top1"] for seed in paired])
+        top1_mean, top1_sd = mean_sd([r["top1"] for r in runs.values()])
+        top5_mean, top5_sd = mean_sd([r["top5"] for r in runs.values()])
+        delta_mean, delta_sd = mean_sd([runs[seed]["top1"] - parent[seed]["top1"] for seed in paired])
         first = runs[min(runs)]
         paper = step.paper[shared["regime"]]
         rows.append({
@@ -107,8 +107,8 @@ def compare(records: list[dict], reference: str = FINAL_STEP, failures: list[dic
     for name, runs in by_name.items():
         paired = sorted(runs.keys() & base.keys())
         diffs = [runs[seed]["top1"] - base[seed]["top1"] for seed in paired]
-        delta_mean, delta_sd = _mean_sd(diffs)
-        top1_mean, top1_sd = _mean_sd([r["top1"] for r in runs.values()])
+        delta_mean, delta_sd = mean_sd(diffs)
+        top1_mean, top1_sd = mean_sd([r["top1"] for r in runs.values()])
         first = runs[min(runs)]
         rows.append({
             "name": name,
