@@ -88,3 +88,9 @@ def chain(name: str) -> list[str]:
         names.append(step.name)
         step = get_step(step.parent)
     return names[::-1]
+
+
+def paper_delta(step: str, regime: str = "resnet50") -> float:
+    """The paper's Δ top-1 of a step over its parent (Table 10 or 11): what the step's change did on its path."""
+    parent = STEPS[step].parent
+    return round(STEPS[step].paper[regime].top1 - STEPS[parent].paper[regime].top1, 2)

@@ -16,6 +16,7 @@ VIEW_STYLE = {  # view -> (label, colour, marker)
     "path": ("along the paper's path (step − parent)", "#1b9e77", "o"),
     "leave_one_out": ("reverted from ConvNeXt-T (leave-one-out)", "#d95f02", "s"),
     "factorial": ("factorial main effect (averaged over the others)", "#7570b3", "D"),
+    "paper": ("the paper's Δ along its path (ImageNet, Table 10)", "black", "x"),
 }
 
 
@@ -52,12 +53,14 @@ def half_normal_figure(analysis: Analysis, out_base: Path) -> None:
 
 
 def views_figure(rows: list[dict], out_base: Path) -> None:
-    """Each change's Δ top-1 in three views, with 95% intervals, one row per change in roadmap order."""
+    """Each change's Δ top-1 in the proxy's three views, with 95% intervals, and the paper's Δ along its path, one row
+    per change in roadmap order."""
     with mpl.rc_context(STYLE):
         fig = _figure(8, 0.45 * len(rows) + 1.6)
         ax = fig.add_subplot()
         y = np.arange(len(rows))[::-1]
-        for offset, (view, (label, color, marker)) in zip((0.22, 0, -0.22), VIEW_STYLE.items(), strict=True):
+        for offset, (view, (label, color, marker)) in zip((0.27, 0.09, -0.09, -0.27), VIEW_STYLE.items(),
+                                                          strict=True):
             for yi, row in zip(y, rows, strict=True):
                 if row[view] is None:
                     continue
@@ -69,6 +72,6 @@ def views_figure(rows: list[dict], out_base: Path) -> None:
         ax.axvline(0, color="0.5", lw=0.8)
         ax.set_yticks(y, [row["delta"].replace("_", " ") for row in rows])
         ax.set_xlabel("Δ top-1 (points), 95% interval")
-        ax.set_title("Three views of every change: what it does depends on where it is measured", fontsize=10)
+        ax.set_title("The proxy's three views of every change, beside the paper's Δ", fontsize=10)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, fontsize=8, frameon=False)
         _save(fig, out_base)

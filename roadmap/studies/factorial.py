@@ -17,6 +17,7 @@ from roadmap.results.provenance import provenance_markdown, study_records, table
 from roadmap.results.records import RECORDS, atomic_write_text, collect, load_records
 from roadmap.results.stats import aggregate, ci95, compare
 from roadmap.results.tables import to_csv
+from roadmap.steps import paper_delta
 
 VIEWS = ("path", "leave_one_out", "factorial")  # the three views, in the order tables and figures show them
 
@@ -34,6 +35,7 @@ def views(analysis: Analysis, path_records: list[dict], loo_records: list[dict])
     path = {row["step"]: row for row in aggregate(path_records)} if path_records else {}
     loo = {row["change"]: row for row in compare(loo_records)} if loo_records else {}
     mains = {e.term.name: e for e in analysis.top1.effects if e.term.kind == MAIN}
+    regime = next((r["regime"] for r in [*path_records, *loo_records]), "resnet50")
     rows = []
     for factor in analysis.design.factors:
         step = path.get(factor, {})
@@ -43,7 +45,7 @@ def views(analysis: Analysis, path_records: list[dict], loo_records: list[dict])
         r = _interval(reverted.get("delta_top1_mean"), reverted.get("delta_top1_sd"), reverted.get("paired_seeds", 0))
         r = tuple(None if v is None else -v for v in (r[0], r[2], r[1]))
         main = mains[factor]
-        rows.append({"delta": factor,
+        rows.append({"delta": factor, "paper": paper_delta(factor, regime), "paper_ci_low": None, "paper_ci_high": None,
                      "path": p[0], "path_ci_low": p[1], "path_ci_high": p[2],
                      "leave_one_out": r[0], "leave_one_out_ci_low": r[1], "leave_one_out_ci_high": r[2],
                      "factorial": main.effect, "factorial_ci_low": main.ci_low, "factorial_ci_high": main.ci_high,
@@ -159,14 +161,15 @@ def to_markdown(analysis: Analysis, records: list[dict], view_rows: list[dict]) 
         "",
         "Path: the step minus its parent along the paper's roadmap (experiments/fashion_mnist_proxy). Leave-one-out: "
         "ConvNeXt-T minus ConvNeXt-T with the change reverted (experiments/leave_one_out). Factorial: the main "
-        "effect above, averaged over every other change.",
+        "effect above, averaged over every other change. The paper's: its step's Δ on ImageNet (Table 10), the only "
+        "view it measured; the reading is the proxy's views' alone.",
         "",
-        "| change | path | leave-one-out | factorial | reading |",
-        "|---|---|---|---|---|",
+        "| change | paper (ImageNet, its path) | path | leave-one-out | factorial | reading |",
+        "|---|---|---|---|---|---|",
     ]
     for row in view_rows:
         cells = [f"{_signed(row[v])} {_ci(row[f'{v}_ci_low'], row[f'{v}_ci_high'])}".strip() for v in VIEWS]
-        lines.append(f"| {row['delta']} | " + " | ".join(cells) + f" | {row['reading']} |")
+        lines.append(f"| {row['delta']} | {row['paper']:+.2f} | " + " | ".join(cells) + f" | {row['reading']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -31,7 +31,7 @@ from roadmap.config.ablation import FINAL_STEP, run_name
 from roadmap.results.records import RECORDS, atomic_write_text, load_records
 from roadmap.results.stats import ci95, mean_sd
 from roadmap.results.tables import plus_minus, to_csv
-from roadmap.steps import ROADMAP, STEPS, chain
+from roadmap.steps import ROADMAP, STEPS, chain, paper_delta
 
 VERDICTS = {1: "gain", -1: "loss", 0: "within noise"}
 
@@ -46,14 +46,9 @@ class Comparison:
     paper_delta: float
 
 
-def _paper_delta(step: str, regime: str) -> float:
-    parent = STEPS[step].parent
-    return round(STEPS[step].paper[regime].top1 - STEPS[parent].paper[regime].top1, 2)
-
-
 def path_comparisons(regime: str = "resnet50") -> list[Comparison]:
     """The roadmap's rows: each step against its parent."""
-    return [Comparison(step.name, step.name, step.parent, _paper_delta(step.name, regime))
+    return [Comparison(step.name, step.name, step.parent, paper_delta(step.name, regime))
             for step in ROADMAP if step.parent]
 
 
@@ -63,10 +58,10 @@ def revert_comparisons(changes: Sequence[str], final: str = FINAL_STEP, regime: 
     rows = []
     for change in changes:
         if STEPS[change].parent == ROADMAP[0].name:
-            rows.append(Comparison(change, change, ROADMAP[0].name, _paper_delta(change, regime)))
+            rows.append(Comparison(change, change, ROADMAP[0].name, paper_delta(change, regime)))
         else:
             reverted = run_name([d for d in chain(final) if d != change])
-            rows.append(Comparison(change, final, reverted, _paper_delta(change, regime)))
+            rows.append(Comparison(change, final, reverted, paper_delta(change, regime)))
     return rows
 
 
