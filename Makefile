@@ -22,7 +22,6 @@ LADDER_SETTINGS ?= 3:sqrt 3:linear 9:sqrt# passes:regulariser rule, in the order
 # downsampling), rerun on fresh seeds: its lead over the other 31 rows is inflated by its selection.
 BEST_ROW = modern_recipe,stage_ratio,patchify_stem,depthwise_conv,move_up_dwconv,separate_downsampling
 BEST_ROW_SEEDS ?= 2,3,4
-BEST_ROW_NAME = depthwise_conv+move_up_dwconv+separate_downsampling
 # Every roadmap step, in order, read from roadmap/steps.py (which imports nothing beyond the standard library).
 STEPS = $(shell PYTHONPATH=. $(PYTHON) -c 'from roadmap.steps import STEPS; print(",".join(STEPS))')
 # A study trains into multirun/<study>/<setting>/, one folder per job named by the job (conf/train.yaml): run again,
@@ -133,8 +132,8 @@ ladder: install ## the ladder study: ConvNeXt-T with each contested change rever
 		$(PY) run.py -m +ablation=ladder scale.epochs=$${setting%%:*} scale.budget.regularization=$${setting##*:} \
 			seed=$$seed $(ARGS) || status=$$?; \
 	done; done; \
-	$(PY) scripts/aggregate.py --runs $(SWEEPS)/factorial_fresh_seeds --collect-to $(FACTORIAL)/fresh_seeds/records \
-		--reference $(BEST_ROW_NAME) && \
+	$(PY) scripts/effects.py --experiment $(FACTORIAL) --fresh-runs $(SWEEPS)/factorial_fresh_seeds \
+		--path $(EXPERIMENT)/records --leave-one-out $(ABLATION)/records && \
 	$(PY) scripts/ladder.py --runs $(SWEEPS)/ladder --experiment $(LADDER) \
 		--one-pass $(ABLATION)/records $(EXPERIMENT)/records && exit $$status
 

@@ -19,7 +19,7 @@ from roadmap.config.composition import CONF_DIR, PRIMARY, compose
 from roadmap.config.factorial import MINIMUM_ABERRATION, Design, design_for, factorial_rows
 from roadmap.errors import ConfigError
 from roadmap.results.effects import CHAIN, HIGHER, MAIN, analyse, fit, lenth_pse, saturated_terms
-from roadmap.studies.factorial import reading, write_report
+from roadmap.studies.factorial import fresh_seeds_markdown, reading, write_report
 from roadmap.training.validation import CheckSweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,3 +256,16 @@ def test_an_interrupted_factorial_study_resumes_where_it_stopped(tmp_path):
     records = [json.loads(p.read_text()) for p in tmp_path.glob("*/result.json")]
     assert len(records) == 4 and {r["study"] for r in records} == {"factorial"}
     assert {p: p.stat().st_mtime_ns for p in done} == done  # the finished jobs were skipped, not retrained
+
+
+def test_the_best_row_on_fresh_seeds_keeps_the_share_of_its_lead_that_was_not_luck():
+    """Rows a, b, c at 80, 82 and 87 on two seeds (average 83): c leads by 4. Fresh seeds of c read 84 and 86: a lead
+    of 2 above that average, half of it."""
+    def row(name, seed, top1):
+        return {"name": name, "seed": seed, "top1": top1, "config": {"data": {"num_classes": 10}}}
+
+    design = [row(n, s, t) for n, t in (("a", 80.0), ("b", 82.0), ("c", 87.0)) for s in (0, 1)]
+    design.append(row("b", 2, 10.0))  # a run that did not train (chance): left out, as in the fit
+    text = fresh_seeds_markdown(design, [row("c", 2, 84.0), row("c", 3, 86.0)])
+    assert "ranked 1 of 3 rows" in text and "+4.00 above the design's average row (83.00)" in text
+    assert "85.00 [" in text and "+2.00 above that average: 50% of its lead survives" in text

@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 
 from roadmap.config.factorial import ROMAN
-from roadmap.results.effects import CHAIN, HIGHER, MAIN, Analysis, Effect, analyse
+from roadmap.results.effects import CHAIN, HIGHER, MAIN, Analysis, Effect, analyse, did_not_train
 from roadmap.results.provenance import provenance_markdown, study_records, table_section, update_readme
 from roadmap.results.records import RECORDS, atomic_write_text, collect, load_records
-from roadmap.results.stats import aggregate, ci95, compare
+from roadmap.results.stats import aggregate, ci95, compare, mean_sd
 from roadmap.results.tables import to_csv
 from roadmap.steps import paper_delta
 
@@ -173,6 +173,33 @@ def to_markdown(analysis: Analysis, records: list[dict], view_rows: list[dict]) 
     return "\n".join(lines) + "\n"
 
 
+FRESH = "fresh_seeds"  # <experiment>/fresh_seeds/records/: the best row again, on seeds the design never used
+
+
+def fresh_seeds_markdown(records: list[dict], fresh: list[dict]) -> str:
+    """The best row's lead over the design's average row, in the design and on fresh seeds. The best of many rows
+    is picked partly for its luck, which fresh seeds do not share: the share of its lead they keep is what of it
+    was the network's."""
+    by_row: dict[str, list[float]] = {}
+    for record in records:
+        if not did_not_train(record):
+            by_row.setdefault(record["name"], []).append(record["top1"])
+    means = {name: sum(v) / len(v) for name, v in by_row.items()}
+    average = sum(means.values()) / len(means)
+    row = fresh[0]["name"]
+    ranked = sorted(means, key=means.get, reverse=True)
+    again = [r["top1"] for r in fresh]
+    mean, low, high = _interval(*mean_sd(again), len(again))
+    lead, kept = means[row] - average, mean - average
+    return "\n".join([
+        "", "### The best row on fresh seeds", "",
+        f"`{row}` ranked {ranked.index(row) + 1} of {len(means)} rows in the design, at {means[row]:.2f} over seeds "
+        f"{', '.join(str(r['seed']) for r in records if r['name'] == row)}, {lead:+.2f} above the design's average "
+        f"row ({average:.2f}). On fresh seeds {', '.join(str(r['seed']) for r in fresh)}: {mean:.2f} "
+        f"{_ci(low, high, '.2f')} ({', '.join(f'{v:.2f}' for v in again)}), {kept:+.2f} above that average: "
+        f"{kept / lead:.0%} of its lead survives its selection.", ""])
+
+
 def write_report(experiment: Path, path_records: Path | None, loo_records: Path | None) -> Analysis:
     """Analyse `experiment/records/` and write the tables and figures beside them, and the README's generated
     sections (the table and the records' provenance)."""
@@ -194,6 +221,9 @@ def write_report(experiment: Path, path_records: Path | None, loo_records: Path 
     atomic_write_text(experiment / "cost_effects.csv", to_csv(cost_rows(analysis)))
     atomic_write_text(experiment / "views.csv", to_csv(view_rows))
     markdown = to_markdown(analysis, records, view_rows)
+    fresh = load_records(experiment / FRESH / RECORDS, roadmap_only=False) if (experiment / FRESH).is_dir() else []
+    if fresh:
+        markdown += fresh_seeds_markdown(records, fresh)
     atomic_write_text(experiment / "table.md", markdown)
     update_readme(experiment, {"table": table_section(markdown),
                                "provenance": provenance_markdown(study_records(experiment / RECORDS))})
@@ -210,7 +240,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=Path, help=f"first collect the records under this folder into {RECORDS}/")
     parser.add_argument("--path", type=Path, help="the roadmap's records, for the path view")
     parser.add_argument("--leave-one-out", type=Path, help="the leave-one-out study's records, for its view")
+    parser.add_argument("--fresh-runs", type=Path, help=f"first collect the best row's runs on fresh seeds under this "
+                        f"folder into {FRESH}/{RECORDS}/")
     args = parser.parse_args(argv)
     if args.runs:
         collect(args.runs, args.experiment / RECORDS, roadmap_only=False)
+    if args.fresh_runs:
+        collect(args.fresh_runs, args.experiment / FRESH / RECORDS, roadmap_only=False)
     write_report(args.experiment, args.path, args.leave_one_out)
