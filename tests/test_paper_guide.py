@@ -1,13 +1,17 @@
-"""docs/paper-scale.md's commands as written: each parses and runs in-process (the preparation and the copy with
-their data-reading work stubbed, the cost plan for real), and the numbers the guide quotes are the plan's."""
+"""docs/paper-scale.md's commands as written, run in-process: the preparation, its check and the copy on
+miniature archives, the cost plan for real; and the numbers the guide quotes are the plan's."""
 
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+from test_imagenet import NAMES, TRAIN_PER_CLASS, VAL_PER_CLASS, WNIDS, make_archives
+from torchvision.datasets import imagenet as tv_imagenet
+from torchvision.datasets.utils import calculate_md5
 
 from roadmap.data import imagenet, prepare
+from roadmap.data.imagenet_classes import Counts
 from roadmap.tools import plan
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "paper-scale.md"
@@ -20,22 +24,41 @@ def guide_commands(script: str) -> list[list[str]]:
     return [shlex.split(line)[2:] for line in lines if line.startswith(f"python scripts/{script}")]
 
 
-def test_the_guides_preparation_commands_parse_and_reach_their_work(monkeypatch):
-    calls = []
-    counts = {"classes": 1000, "train": 1_281_167, "val": 50_000}
-    for name in ("prepare_archives", "prepare_kaggle", "check_out"):
-        monkeypatch.setattr(imagenet, name, lambda *a, _name=name, **k: calls.append((_name, a, k)) or counts)
-    monkeypatch.setattr(prepare, "resize_folder", lambda *a: calls.append(("resize_folder", a, {})) or
-                        prepare.ResizeReport())
+def test_the_guides_data_commands_run_as_written_on_miniature_archives(tmp_path, monkeypatch):
+    """The guide's preparation, check and copy, on miniature official archives in its own paths: each archive's md5
+    checked against the miniature's, ImageNet-1k's counts replaced by the miniature's. The subset command, whose
+    100 classes no miniature holds, is checked to reach the preparation with the shipped list."""
+    source, out = tmp_path / "downloads" / "imagenet", tmp_path / "datasets" / "imagenet"
+    make_archives(source)
+    for key in ("train", "val", "devkit"):
+        monkeypatch.setitem(tv_imagenet.ARCHIVE_META, key, (NAMES[key], calculate_md5(source / NAMES[key])))
+    miniature = Counts(len(WNIDS), sum(TRAIN_PER_CLASS.values()), VAL_PER_CLASS)
+    real = imagenet.prepare_archives
+    subsets = []
+
+    def prepare_archives(src, dst, subset=None, **kwargs):
+        if subset is not None:  # the ImageNet-100 line: its list reaches the preparation
+            subsets.append(subset)
+            return {"classes": len(subset), "train": 0, "val": 0}
+        return real(src, dst, counts=miniature, log=lambda _: None)
+
+    monkeypatch.setattr(imagenet, "prepare_archives", prepare_archives)
+    at = {"/downloads/imagenet": str(source), "/datasets/": f"{tmp_path / 'datasets'}/"}
+
+    def here(argv: list[str]) -> list[str]:
+        for guide_path, path in at.items():
+            argv = [arg.replace(guide_path, path) for arg in argv]
+        return argv
+
     commands = guide_commands("prepare_imagenet.py")
     assert len(commands) == 3
     for argv in commands:
-        assert imagenet.main(argv) == 0, argv
-    assert [c[0] for c in calls] == ["prepare_archives", "prepare_archives", "check_out"]
-    assert len(calls[1][2]["subset"]) == 100  # --subset imagenet100: the shipped list
-    for argv in guide_commands("resize_images.py"):
-        prepare.main(argv)
-    assert calls[-1][0] == "resize_folder" and calls[-1][1][2] == 256
+        assert imagenet.main(here(argv)) == 0, argv
+    assert len(subsets) == 1 and len(subsets[0]) == 100  # --subset imagenet100: the shipped list
+    assert sorted(p.name for p in (out / "train").iterdir()) == WNIDS
+    (copy,) = guide_commands("resize_images.py")
+    prepare.main(here(copy))
+    assert sorted(p.name for p in (tmp_path / "datasets" / "imagenet-256" / "val").iterdir()) == WNIDS
 
 
 def test_the_guides_plan_is_the_paper_scale_roadmap_and_its_cost_is_the_guides():
