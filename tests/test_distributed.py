@@ -57,7 +57,7 @@ def test_ddp_on_two_cpu_processes_writes_one_record_and_keeps_one_ema(tmp_path):
             "-m", cwd=tmp_path)
     records = list(tmp_path.rglob("result.json"))
     assert len(records) == 1, records  # one job, one record: no re-launched script, no extra output folder
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["0-separate_downsampling-seed3"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["separate_downsampling-seed3"]
     record = json.loads(records[0].read_text())
     assert record["status"] == "completed" and record["devices"] == 2
     assert record["val_images"] == VAL_SIZE

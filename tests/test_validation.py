@@ -86,7 +86,7 @@ BAD_INPUTS = {
     "wandb switch not a bool": (["logger.wandb.enabled=sometimes"], ["logger.wandb.enabled"]),
     "deterministic not a bool": (["trainer.deterministic=perhaps"], ["trainer.deterministic"]),
     "unknown study": (["study=roadmp"], ["study='roadmp'",
-                                         "roadmap, leave_one_out, factorial, calibration, attention, free"]),
+                                         "roadmap, leave_one_out, factorial, calibration, attention, ladder, free"]),
     "mixup not a number": (["recipe.augment.mixup=lots"], ["recipe.augment.mixup", "Float"]),
     "unknown key": (["sed=1"], ["sed"]),
     "added key misspelt": (["+scale.epoch=3"], ["scale.epoch ", "did you mean epochs"]),
