@@ -5,7 +5,7 @@ model/, data/ and roadmap's top level."""
 from roadmap.exports import hand_on
 
 __all__, __getattr__ = hand_on(__name__, {
-    "effects": ("CHAIN", "HIGHER", "MAIN", "Analysis", "Effect", "analyse"),
+    "effects": ("CHAIN", "HIGHER", "MAIN", "Analysis", "Effect", "analyse", "did_not_train"),
     "failures": ("FailedJobs", "Refusal", "write_failure"),
     "provenance": ("provenance_markdown", "study_records", "table_section", "update_readme"),
     "records": ("RECORDS", "atomic_write", "atomic_write_text", "collect", "load_records"),
