@@ -17,7 +17,7 @@ SEEDS ?= 0,1,2
 STEP ?= inverted_bottleneck
 LADDER ?= experiments/ladder
 LADDER_SEEDS ?= 0 1# two seeds, their error pooled across the ladder's configurations
-LADDER_SETTINGS ?= 3:sqrt 3:linear 9:sqrt# passes:regulariser rule, in the order they run
+LADDER_SETTINGS ?= 3:sqrt 3:linear# passes:regulariser rule, in the order they run; 9:sqrt adds 9 passes (75 min of bare steps a seed, one core)
 # The factorial's best row (the modern recipe, stage ratio, patchify stem, depthwise conv, moved up, separate
 # downsampling), rerun on fresh seeds: its lead over the other 31 rows is inflated by its selection.
 BEST_ROW = modern_recipe,stage_ratio,patchify_stem,depthwise_conv,move_up_dwconv,separate_downsampling
@@ -80,7 +80,7 @@ roadmap: install ## train every step x 3 seeds (the proxy, or ARGS), then tabula
 	$(PY) scripts/figure.py --experiment $$out $(if $(ARGS),,--goal $(ATTENTION)/records) --wandb roadmap \
 		--wandb-dir $$sweep && exit $$status
 
-figure: install ## rebuild the committed tables, figures and study READMEs' generated table and provenance (EXPERIMENT's, ABLATION's, CALIBRATION's, SEED_NOISE's, ATTENTION's and FACTORIAL's) from their records (no training)
+figure: install ## rebuild the committed tables, figures and study READMEs' generated table and provenance (EXPERIMENT's, ABLATION's, CALIBRATION's, SEED_NOISE's, ATTENTION's, FACTORIAL's and LADDER's) from their records (no training)
 	$(PY) scripts/aggregate.py --runs $(EXPERIMENT)/records --out $(EXPERIMENT)
 	$(PY) scripts/figure.py --experiment $(EXPERIMENT) --goal $(ATTENTION)/records
 	$(PY) scripts/aggregate.py --runs $(ABLATION)/records --out $(ABLATION) --reference $(REFERENCE)
@@ -90,6 +90,7 @@ figure: install ## rebuild the committed tables, figures and study READMEs' gene
 	$(PY) scripts/aggregate.py --runs $(ATTENTION)/records --out $(ATTENTION) --reference $(REFERENCE)
 	$(PY) scripts/figure.py --experiment $(ATTENTION) --reference $(REFERENCE) --mixers
 	$(PY) scripts/effects.py --experiment $(FACTORIAL) --path $(EXPERIMENT)/records --leave-one-out $(ABLATION)/records
+	$(PY) scripts/ladder.py --experiment $(LADDER)
 
 leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (the proxy, or ARGS), into ABLATION (under ARGS: beside the runs) and its wandb summary run; resumable
 	@sweep=$(call runs_of,leave_one_out); out=$(call report_of,$(ABLATION)); status=0; \

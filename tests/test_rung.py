@@ -178,6 +178,11 @@ def test_ladder_rows_revert_each_change_of_convnext_t_and_pool_the_seed_noise():
     assert mean == pytest.approx(0.95) and high - mean == pytest.approx(t.ppf(0.975, df) * sd / math.sqrt(2))
     own = rung.delta(comparisons[1])  # over its own two seeds: t with 1 df, far wider
     assert own[2] - own[0] > 3 * (high - mean)
+    # pooled across the reverts alone, the recipe's row (ResNet-50, noiseless here) keeping its own seeds
+    rows = rungs.cross_rung_rows([rung], comparisons, pooled=comparisons[1:])
+    assert rows[0]["3 passes ci_low"] == pytest.approx(rows[0]["3 passes"]) == pytest.approx(1.0)
+    half = t.ppf(0.975, reverted) * statistics.stdev([1.1, 0.8]) / math.sqrt(2)
+    assert rows[1]["3 passes ci_high"] - rows[1]["3 passes"] == pytest.approx(half)
 
 
 def test_the_ladder_report_reads_one_rung_per_length_and_rule(tmp_path):

@@ -5,7 +5,7 @@ A rung is one study's records (an experiment's records/, or one setting's folder
 the network with a change against the network without it, paired by seed: the roadmap's steps against their
 parents, or ConvNeXt-T against ConvNeXt-T with the change reverted (leave-one-out, the ladder study). The paper's Δ
 is always its path's (Table 10): it never reverted a change. Per comparison, the Δ's 95% interval of the mean is
-Student's t over its own seeds, or, with `pooled`, over the seed variance pooled across the rung's comparisons
+Student's t over its own seeds, or, for the rows in `pooled`, over the seed variance pooled across them
 (more degrees of freedom where each has two seeds). Per rung, Spearman's rank correlation of the Δ with the
 paper's (scipy). A change's reading across the rungs: `holds` where every rung gives it the same verdict (a gain
 or a loss beyond noise, or neither), `moves` where they differ, which is what a finding that is an artefact of one
@@ -128,17 +128,18 @@ def verdict(low: float | None, high: float | None) -> int | None:
 
 
 def cross_rung_rows(rungs: list[Rung], comparisons: Sequence[Comparison] | None = None,
-                    pooled: bool = False) -> list[dict]:
+                    pooled: Sequence[Comparison] = ()) -> list[dict]:
     """One row per comparison (default: the roadmap's steps): the paper's Δ, each rung's Δ and interval, and the
-    reading."""
+    reading. The rows in `pooled` share one seed variance per rung, pooled across them (networks of one family, whose
+    seeds scatter alike); the others' intervals are their own seeds'."""
     comparisons = path_comparisons(rungs[0].regime) if comparisons is None else comparisons
-    pools = {rung.label: rung.pooled_sd(comparisons) if pooled else None for rung in rungs}
+    pools = {rung.label: rung.pooled_sd(pooled) if pooled else None for rung in rungs}
     rows = []
     for comparison in comparisons:
         row: dict = {"step": comparison.change, "paper_delta": comparison.paper_delta}
         verdicts = []
         for rung in rungs:
-            mean, low, high = rung.delta(comparison, pools[rung.label])
+            mean, low, high = rung.delta(comparison, pools[rung.label] if comparison in pooled else None)
             row.update({f"{rung.label}": mean, f"{rung.label} ci_low": low, f"{rung.label} ci_high": high})
             verdicts.append(verdict(low, high))
         known = [v for v in verdicts if v is not None]
