@@ -3,6 +3,7 @@ table across rungs, on hand-made records."""
 
 import json
 import math
+import re
 import statistics
 
 import pytest
@@ -204,3 +205,24 @@ def test_the_ladder_report_reads_one_rung_per_length_and_rule(tmp_path):
     assert "moves: loss at 1 pass, linear, loss at 3 passes, linear, gain at 3 passes, sqrt" in stem
     assert "| modern_recipe | +2.69 | +2.00 [" in table
     assert (tmp_path / "ladder.png").stat().st_size > 0 and (tmp_path / "ladder.svg").is_file()
+
+
+def test_every_number_the_ladder_reading_quotes_is_in_its_records_or_tables():
+    """The reading is written by hand: each number in it is a Δ or interval of its table, a network's mean or seed
+    in its records, or the other studies' readings it cites (the factorial's and the roadmap's tables)."""
+    experiment = CONF_DIR.parent / "experiments" / "ladder"
+    readme = (experiment / "README.md").read_text()
+    reading = readme[readme.index("## The reading"):readme.index("## Table")]
+    number = re.compile(r"\d+\.\d\d")
+    known = set(number.findall((experiment / "table.md").read_text()))
+    for cited in ("factorial", "fashion_mnist_proxy"):
+        known |= set(number.findall((experiment.parent / cited / "table.md").read_text()))
+    for rung in (experiment / "records").iterdir():
+        runs: dict[str, list[float]] = {}
+        for path in rung.glob("*.json"):
+            record = json.loads(path.read_text())
+            runs.setdefault(record["name"], []).append(record["top1"])
+        for values in runs.values():
+            known |= {f"{v:.2f}" for v in [*values, statistics.fmean(values)]}
+    quoted = set(number.findall(reading))
+    assert quoted and quoted <= known, sorted(quoted - known)
