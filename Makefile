@@ -110,7 +110,7 @@ attention: install ## window attention in place of the depthwise conv (ConvNeXt-
 	$(PY) run.py -m model=swin_t seed=$(SEEDS) study=attention $(ARGS) || status=$$?; \
 	$(if $(ARGS),$(PY) run.py -m +step=$(REFERENCE),kernel_7 seed=$(SEEDS) study=attention $(ARGS) \
 		|| status=$$?;,mkdir -p $(ATTENTION)/records && cp $(EXPERIMENT)/records/$(REFERENCE)-seed*.json \
-		$(EXPERIMENT)/records/kernel_7-seed*.json $(ABLATION)/records/$(REFERENCE)-depthwise_conv-seed*.json \
+		$(EXPERIMENT)/records/kernel_7-seed*.json $(ABLATION)/records/$(REFERENCE)@-depthwise_conv-seed*.json \
 		$(ATTENTION)/records/ &&) \
 	$(PY) scripts/aggregate.py --runs $$sweep --collect-to $$out/records --reference $(REFERENCE) && \
 	$(PY) scripts/figure.py --experiment $$out --reference $(REFERENCE) --mixers --wandb attention \

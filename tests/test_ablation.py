@@ -78,7 +78,7 @@ def test_the_leave_one_out_config_sweeps_the_variants():
 
 def test_a_new_delta_applies_on_top_of_a_step():
     cfg = compose([f"+step={FINAL_STEP}", "+delta=pointwise_linear"])
-    assert cfg.name == "separate_downsampling+pointwise_linear" and cfg.model.pointwise == "linear"
+    assert cfg.name == "separate_downsampling@+pointwise_linear" and cfg.model.pointwise == "linear"
 
 
 @pytest.mark.parametrize("step", list(STEPS))
@@ -88,12 +88,12 @@ def test_a_steps_own_deltas_are_named_after_the_step(step):
 
 
 @pytest.mark.parametrize(("deltas", "name"), [
-    (["patchify_stem", "gelu"], "baseline+patchify_stem+gelu"),
-    (["gelu", "patchify_stem"], "baseline+patchify_stem+gelu"),  # one network, one name, in roadmap order
-    (["modern_recipe", "patchify_stem"], "modern_recipe+patchify_stem"),
-    ([d for d in chain(FINAL_STEP) if d != "gelu"], "separate_downsampling-gelu"),
-    ([*chain("gelu"), "layer_norm"], "gelu+layer_norm"),
-    ([*chain(FINAL_STEP), "pointwise_linear"], "separate_downsampling+pointwise_linear"),
+    (["patchify_stem", "gelu"], "baseline@+patchify_stem+gelu"),
+    (["gelu", "patchify_stem"], "baseline@+patchify_stem+gelu"),  # one network, one name, in roadmap order
+    (["modern_recipe", "patchify_stem"], "modern_recipe@+patchify_stem"),
+    ([d for d in chain(FINAL_STEP) if d != "gelu"], "separate_downsampling@-gelu"),
+    ([*chain("gelu"), "layer_norm"], "gelu@+layer_norm"),
+    ([*chain(FINAL_STEP), "pointwise_linear"], "separate_downsampling@+pointwise_linear"),
 ])
 def test_free_combination_names(deltas, name):
     assert run_name(deltas) == name
@@ -104,7 +104,7 @@ def test_free_combination_names(deltas, name):
 def test_a_free_combination_trains_and_records_its_name_and_deltas(tmp_path):
     record = train(with_deltas(["patchify_stem", "gelu"], *TINY), tmp_path)
     on_disk = json.loads((tmp_path / "result.json").read_text())
-    assert on_disk["name"] == record["name"] == "baseline+patchify_stem+gelu"
+    assert on_disk["name"] == record["name"] == "baseline@+patchify_stem+gelu"
     assert on_disk["deltas"] == ["patchify_stem", "gelu"] and on_disk["step"] == "baseline"
 
 
@@ -150,7 +150,7 @@ def test_a_revert_is_the_steps_other_deltas_with_their_name(step, reverted):
 
 
 def test_a_revert_of_convnext_t_is_named_as_leave_one_out_names_it():
-    assert compose([f"+step={FINAL_STEP}", "revert=[patchify_stem]"]).name == "separate_downsampling-patchify_stem"
+    assert compose([f"+step={FINAL_STEP}", "revert=[patchify_stem]"]).name == "separate_downsampling@-patchify_stem"
     assert expand_reverts(["+step=gelu", "revert=gelu", "seed=0"]) == [f"+delta=[{','.join(chain('kernel_7'))}]",
                                                                       "seed=0"]
 

@@ -100,7 +100,7 @@ def test_composes_from_move_up_dwconv_on_and_is_refused_before():
     before it the check names the fix. Under stride downsampling each later stage's first block keeps its conv."""
     for step in STEPS:
         cfg = compose([f"+step={step}", "+delta=[window_attention]"])
-        assert cfg.name == f"{step}+window_attention"
+        assert cfg.name == f"{step}@+window_attention"
         if ORDER[step] < ORDER["move_up_dwconv"]:
             with pytest.raises(ConfigError, match=r"spatial_position='middle'.*from the move_up_dwconv step on"):
                 check_config(cfg)

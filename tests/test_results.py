@@ -98,7 +98,7 @@ def test_bad_records_are_named_in_a_warning_and_skipped(tmp_path):
         "missing top1": write(tmp_path / "multirun/4/result.json", {k: v for k, v in record("gelu", 4, 1.0).items()
                                                                    if k != "top1"}),
         "status 'failed': RuntimeError: out of memory": write(tmp_path / "multirun/5/result.json", failed),
-        "gelu+layer_norm is an ablation, not a roadmap step": write(tmp_path / "multirun/6/result.json",
+        "gelu@+layer_norm is an ablation, not a roadmap step": write(tmp_path / "multirun/6/result.json",
                                                  record("gelu", 6, 1.0, deltas=[*chain("gelu"), "layer_norm"])),
     }
     write(tmp_path / "multirun/0-gelu-seed0/wandb/wandb-summary.json", "{}")  # not a record: not read
@@ -179,7 +179,7 @@ def test_ablation_rows_are_paired_changes_from_the_reference_sorted_most_harmful
         write(runs / f"full{seed}/result.json", variant(None, seed, 60.0 + seed))
         write(runs / f"gelu{seed}/result.json", variant("gelu", seed, 58.0 + 3 * seed))  # -2, 0, +2
         write(runs / f"ln{seed}/result.json", variant("layer_norm", seed, 50.0 + seed))  # -10 each
-    write(runs / "k/result.json", {"status": "failed", "name": "separate_downsampling-kernel_7", "step": "baseline",
+    write(runs / "k/result.json", {"status": "failed", "name": "separate_downsampling@-kernel_7", "step": "baseline",
                                    "deltas": variant("kernel_7", 0, 0)["deltas"], "seed": 0,
                                    "error": "ValueError: no network\ndetails"})
     experiment = tmp_path / "exp"
@@ -192,11 +192,11 @@ def test_ablation_rows_are_paired_changes_from_the_reference_sorted_most_harmful
     assert (ln["delta_top1_mean"], ln["delta_top1_sd"], ln["paired_seeds"]) == (-10.0, 0.0, 3)
     assert gelu["delta_top1_mean"] == pytest.approx(0.0) and gelu["delta_top1_sd"] == pytest.approx(2.0)
     assert gelu["delta_top1_ci95"] == pytest.approx(T_975_2DF * 2 / math.sqrt(3), rel=1e-4)
-    assert ln["name"] == "fewer_norms+separate_downsampling" and gelu["name"] == "separate_downsampling-gelu"
+    assert ln["name"] == "fewer_norms@+separate_downsampling" and gelu["name"] == "separate_downsampling@-gelu"
     assert failed["error"] == "ValueError: no network" and failed["seeds"] == 0
     markdown = (experiment / "table.md").read_text()
-    assert "| -gelu | separate_downsampling-gelu | 3 | 61.00 ± 3.00 | +0.00 ± 2.00 (3) |" in markdown
-    assert "| -kernel_7 | separate_downsampling-kernel_7 | 0 | failed: ValueError: no network |" in markdown
+    assert "| -gelu | separate_downsampling@-gelu | 3 | 61.00 ± 3.00 | +0.00 ± 2.00 (3) |" in markdown
+    assert "| -kernel_7 | separate_downsampling@-kernel_7 | 0 | failed: ValueError: no network |" in markdown
     figure.main(["--experiment", str(experiment), "--reference", "separate_downsampling"])
     assert (experiment / "ablation.png").stat().st_size > 20_000
     first = (experiment / "ablation.svg").read_bytes()

@@ -162,7 +162,7 @@ def ladder_records(scale: str, epochs: int, rule, gains: dict[str, float], seeds
 def test_ladder_rows_revert_each_change_of_convnext_t_and_pool_the_seed_noise():
     rows = {c.change: c for c in rungs.revert_comparisons(["modern_recipe", "patchify_stem", "kernel_7"])}
     assert rows["patchify_stem"] == rungs.Comparison("patchify_stem", "separate_downsampling",
-                                                     "separate_downsampling-patchify_stem", 0.15)
+                                                     "separate_downsampling@-patchify_stem", 0.15)
     assert rows["kernel_7"].paper_delta == pytest.approx(80.57 - 79.92)  # the path's Δ: from move_up_dwconv
     assert (rows["modern_recipe"].network, rows["modern_recipe"].without) == ("modern_recipe", "baseline")
     gains = dict.fromkeys(ladder.CHANGES, 1.0)

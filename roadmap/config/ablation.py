@@ -4,7 +4,7 @@ A run applies a list of deltas (``conf/delta/``): a roadmap step's chain, a step
 deltas, or any free combination (``+delta=[patchify_stem,gelu]``). This module
 
 - names such a list after the nearest roadmap step, ``-x`` for each of that step's deltas left out and
-  ``+y`` for each added one (``separate_downsampling-gelu``, ``baseline+patchify_stem+gelu``), so that
+  ``+y`` for each added one (``separate_downsampling@-gelu``, ``baseline@+patchify_stem+gelu``), so that
   one network always gets one name, whatever order its deltas were listed in;
 - refuses a list in which two deltas set the same argument in a way the roadmap never does (two kernel
   sizes, or ``width_96`` before ``stage_ratio``, which would silently undo it);
@@ -37,11 +37,14 @@ def run_name(deltas: Iterable[str], model: str | None = None) -> str:
     """The name of the network a list of deltas builds, relative to the roadmap step nearest to it; for a named
     model (`model=convnext_s`), that model's name with the deltas added to it.
 
-    The nearest step has the fewest deltas to add or leave out (ties: fewer left out, then the later step).
+    The nearest step has the fewest deltas to add or leave out (ties: fewer left out, then the later step). A
+    step mark (`@`) ends the base, which stands for its whole chain: `depthwise_conv@+move_up_dwconv` is the step
+    depthwise_conv (the recipe, the stage ratio, the stem and the depthwise conv) plus the move up, where a step and
+    a delta share a word.
     """
     applied = set(deltas)
     if model is not None:
-        return model + "".join(f"+{d}" for d in in_order(applied))
+        return _marked(model, "".join(f"+{d}" for d in in_order(applied)))
 
     def distance(step: str) -> tuple[int, int, int]:
         steps = set(chain(step))
@@ -50,7 +53,14 @@ def run_name(deltas: Iterable[str], model: str | None = None) -> str:
     nearest = min(STEPS, key=distance)
     left_out = [d for d in chain(nearest) if d not in applied]
     added = in_order(applied - set(chain(nearest)))
-    return nearest + "".join(f"-{d}" for d in left_out) + "".join(f"+{d}" for d in added)
+    return _marked(nearest, "".join(f"-{d}" for d in left_out) + "".join(f"+{d}" for d in added))
+
+
+STEP_MARK = "@"  # between a name's base and its changes: safe in folder names, shell words, overrides and wandb keys
+
+
+def _marked(base: str, changes: str) -> str:
+    return f"{base}{STEP_MARK}{changes}" if changes else base
 
 
 @cache
@@ -113,7 +123,7 @@ def _listed(value) -> list[str]:
 def expand_reverts(overrides: Sequence[str]) -> list[str]:
     """run.py's overrides with ``revert=[a,b]`` and ``+step=S`` turned into ``+delta=[S's chain without a, b]``
     (followed by any ``+delta=`` given too): the network, the record and the name of that list of deltas
-    (``separate_downsampling-patchify_stem``). A sweep of steps, of reverts or of deltas becomes a sweep of lists.
+    (``separate_downsampling@-patchify_stem``). A sweep of steps, of reverts or of deltas becomes a sweep of lists.
     Overrides without ``revert=`` come back unchanged; a revert of a delta the step does not apply is refused."""
     overrides = list(overrides)
     found = {m.group(1).lstrip("+"): i for i, o in enumerate(overrides) if (m := REVERTABLE.match(o))}

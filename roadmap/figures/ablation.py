@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
-from roadmap.config.ablation import FINAL_STEP
+from roadmap.config.ablation import FINAL_STEP, STEP_MARK
 from roadmap.figures.common import GOAL_COLOR, LABEL_OFFSETS, STYLE, _data_name, _figure, _flops, _place_labels, _save
 from roadmap.steps import GOAL
 
@@ -91,7 +91,7 @@ def mixers_figure(rows: list[dict], out_base: Path) -> None:
                                       arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6, "shrinkA": 1,
                                                   "shrinkB": 5}))
             points.append((x, row["top1_mean"], row["top1_sd"] or 0.0))
-            twin = row["name"].removesuffix(WINDOW_ATTENTION)
+            twin = row["name"].removesuffix(WINDOW_ATTENTION).removesuffix(STEP_MARK)
             if twin != row["name"] and twin in at:
                 ax.annotate("", at[row["name"]], xytext=at[twin], arrowprops={
                     "arrowstyle": "->", "color": MIXER_STYLE["attention"][0], "lw": 1.3, "shrinkA": 7, "shrinkB": 7})

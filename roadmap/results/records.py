@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from roadmap.config.ablation import run_name
+from roadmap.config.ablation import STEP_MARK, run_name
 from roadmap.steps import STEPS, roadmap_order
 
 
@@ -52,7 +52,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 RECORDS = "records"  # an experiment folder keeps its runs' records here, as <name>-seed<seed>.json
-RECORD_NAME = re.compile(r"result\.json|[\w+-]+-seed\d+\.json")  # a run's own record, or a collected one
+RECORD_NAME = re.compile(r"result\.json|[\w+@-]+-seed\d+\.json")  # a run's own record, or a collected one
 REQUIRED = ("seed", "deltas", "regime", "scale", "data", "input_size", "top1", "top5", "params", "gflops",
             "gflops_224", "train_images_per_second", "peak_memory_mb", "device")
 
@@ -70,7 +70,7 @@ def _read_record(path: Path) -> dict:
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
     if record.get("status") == "failed" and "deltas" in record and "seed" in record:
-        record.setdefault("name", run_name(record["deltas"]))
+        _name(record)
         return record
     if record.get("status") != "completed":
         error = str(record.get("error", "")).partition("\n")[0]
@@ -84,8 +84,16 @@ def _read_record(path: Path) -> dict:
         raise ValueError("no step and no model_name: neither a roadmap step nor a named model")
     if record["step"] is not None and record["step"] not in STEPS:
         raise ValueError(f"unknown step {record['step']!r}")
-    record.setdefault("name", run_name(record["deltas"]))  # records written before runs had names
+    _name(record)
     return record
+
+
+def _name(record: dict) -> None:
+    """Records written before runs had names, or before the step mark (`separate_downsampling-kernel_7`), are named
+    from their deltas as today's runs are (`separate_downsampling@-kernel_7`)."""
+    name = record.get("name")
+    if name is None or (STEP_MARK not in name and re.search(r"[^-+][-+]", name)):
+        record["name"] = run_name(record["deltas"], record.get("model_name"))
 
 
 def _sort_key(item: tuple[tuple[str, int], Any]) -> tuple[int, str, int]:
