@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import runpy
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,25 @@ def _wandb_records(path: Path) -> Iterator[Record]:
             yield record
 
 
-def read_offline_run(run_dir: Path) -> dict[str, Any]:
+def read_offline_run(run_dir: Path, wait_s: float = 60.0) -> dict[str, Any]:
     """What an offline wandb run logged, read back from its folder: group, name, job type, config, summary and the
-    keys of its history (what a dashboard panel can plot)."""
+    keys of its history (what a dashboard panel can plot). wandb's writer process may still be flushing the file
+    when the run has finished (seen on a loaded machine): it is read again until the run's header and summary are
+    there, for up to `wait_s` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            run = _read_offline_run(run_dir)
+        except (ValueError, AssertionError):  # a record cut off mid-write
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if ("group" in run and run["summary"]) or time.monotonic() > deadline:
+                return run
+        time.sleep(0.5)
+
+
+def _read_offline_run(run_dir: Path) -> dict[str, Any]:
     (path,) = run_dir.glob("offline-run-*/run-*.wandb")
 
     def items(updates: Any) -> dict[str, Any]:
