@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from roadmap.config.composition import CONF_DIR, compose
-from roadmap.training.budget import IMAGENET_TRAIN_IMAGES, Budget, fit_recipe
+from roadmap.training.budget import IMAGENET_TRAIN_IMAGES, Budget, fit_recipe, flatten
 from roadmap.training.recipe import build_scheduler, gradual_warmup_epochs, scaled_lr
 
 PAPER = ["scale=paper", "data=imagenet", "data.root=/imagenet", "data.num_classes=1000"]
@@ -48,21 +48,11 @@ TABLE_5 = {
 }
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 @pytest.mark.parametrize(("overrides", "table"), [([], TORCHVISION), (["+step=separate_downsampling"], TABLE_5)],
                          ids=["original", "modern"])
 def test_every_recipe_key_at_the_paper_scale_is_its_references(overrides, table):
     cfg = compose([*PAPER, *overrides])
-    recipe = _flat(OmegaConf.to_container(cfg.recipe, resolve=True))
+    recipe = flatten(OmegaConf.to_container(cfg.recipe, resolve=True))
     assert recipe.keys() == table.keys()  # a new key needs its reference value here too
     differ = {key: (recipe[key], value) for key, value in table.items()
               if not (recipe[key] == value or isinstance(value, float | list) and recipe[key] == pytest.approx(value))}

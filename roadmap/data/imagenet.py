@@ -53,6 +53,7 @@ from roadmap.data.imagenet_classes import (
     Counts,
     check_prepared,
     choose,
+    classes_apart,
     few,
     is_image,
     subset_wnids,
@@ -289,10 +290,9 @@ def _check_archives(devkit: Devkit, wanted: list[str], inner: Mapping[str, tarfi
                         f"are not from the same release. Download both again from {DOWNLOAD_PAGE}.")
     train_classes, val_classes = set(inner), set(devkit.val_wnids)
     if train_classes != val_classes:
-        raise DataError(f"train and val have different classes: only in train ({train_path}): "
-                        f"{few(sorted(train_classes - val_classes))}; only in val ({labels}): "
-                        f"{few(sorted(val_classes - train_classes))}. Download the archives again from "
-                        f"{DOWNLOAD_PAGE}.")
+        raise DataError(f"train and val have different classes: "
+                        f"{classes_apart(train_classes, val_classes, train_path, labels)}. Download the archives "
+                        f"again from {DOWNLOAD_PAGE}.")
     missing = [wnid for wnid in wanted if wnid not in inner]
     if missing:
         raise DataError(f"{train_path} holds no {few(f'{w}.tar' for w in missing)}: the archive is partial. "
@@ -350,9 +350,8 @@ def prepare_kaggle(source: str | os.PathLike, out: str | os.PathLike, subset: Se
                         f"Download {KAGGLE_VAL_LABELS} again: {KAGGLE_FIX}.")
     val_classes = {labels[Path(name).stem] for name in images}
     if subset is None and val_classes != set(train_classes):
-        raise DataError(f"train and val have different classes: only in train ({train}): "
-                        f"{few(sorted(set(train_classes) - val_classes))}; only in val ({labels_path}): "
-                        f"{few(sorted(val_classes - set(train_classes)))}. {KAGGLE_FIX}.")
+        raise DataError(f"train and val have different classes: "
+                        f"{classes_apart(train_classes, val_classes, train, labels_path)}. {KAGGLE_FIX}.")
     without_val = [wnid for wnid in wanted if wnid not in val_classes]
     if without_val:
         raise DataError(f"train and val have different classes: {few(without_val)} have no val image in {val} "

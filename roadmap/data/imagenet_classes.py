@@ -44,6 +44,13 @@ def few(items: Iterable[Any], limit: int = 10) -> str:
     return shown if len(items) <= limit else f"{shown}, ... ({len(items)} in all)"
 
 
+def classes_apart(train: Iterable[str], val: Iterable[str], train_where: str = "", val_where: str = "") -> str:
+    """`only in train (where): a, b; only in val (where): c`: how two splits' classes differ, for a message."""
+    train, val = set(train), set(val)
+    train_at, val_at = (f" ({where})" if where else "" for where in (train_where, val_where))
+    return f"only in train{train_at}: {few(sorted(train - val))}; only in val{val_at}: {few(sorted(val - train))}"
+
+
 def is_image(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith(".")
 
@@ -110,7 +117,7 @@ def check_prepared(out: str | os.PathLike, counts: Counts = IMAGENET_1K, classes
     train, val = found["train"], found["val"]
     problems = []
     if train != val:
-        problems.append(f"train and val have different classes: only in train: {few(sorted(set(train) - set(val)))}"
+        problems.append(f"train and val have different classes: {classes_apart(train, val)}"
                         f"; only in val: {few(sorted(set(val) - set(train)))}")
     if classes is not None:
         missing = sorted(set(classes) - set(train) | set(classes) - set(val))

@@ -5,7 +5,7 @@ top level."""
 from roadmap.exports import hand_on
 
 __all__, __getattr__ = hand_on(__name__, {
-    "budget": ("IMAGENET_TRAIN_IMAGES", "Budget", "fit_recipe"),
+    "budget": ("IMAGENET_TRAIN_IMAGES", "Budget", "fit_recipe", "flatten"),
     "job": ("OtherConfigRecord", "fit_to_run", "skip_or_continue", "train"),
     "lock": ("FolderHeld", "hold"),
     "recipe": ("accumulation", "build_optimizer", "ema_decay", "gradual_warmup_epochs", "scaled_lr"),

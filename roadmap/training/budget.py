@@ -183,11 +183,12 @@ def check_rules(rules: Mapping[str, Any]) -> None:
             raise ConfigError(f"scale.budget.{name}={on!r} is invalid: it must be true or false{names}.")
 
 
-def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested recipe as dotted keys: `schedule.warmup_epochs`, as records name what fitting changed."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, Mapping):
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -214,7 +215,7 @@ def fit_recipe(recipe: DictConfig | Mapping[str, Any], budget: Budget, rules: Ma
             rule(fitted, budget)
         elif setting:  # a variant by name (regularization: sqrt)
             rule(fitted, budget, setting)
-    before, after = _flat(original), _flat(fitted)
+    before, after = flatten(original), flatten(fitted)
     changes = {key: {"recipe": before.get(key), "used": value} for key, value in after.items()
                if before.get(key) != value}
     return OmegaConf.create(fitted), changes
