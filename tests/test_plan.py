@@ -10,7 +10,8 @@ from PIL import Image
 
 from roadmap.errors import ConfigError
 from roadmap.tools import decoding
-from roadmap.tools.plan import jobs_overrides, main, plan, rates_of, read_rates
+from roadmap.tools.decoding import rates_of, read_rates
+from roadmap.tools.plan import jobs_overrides, main, plan
 from roadmap.tools.sizes import data_sizes
 
 PAPER = ["scale=paper", "data=imagenet", "data.root=/nonexistent", "trainer=gpu"]

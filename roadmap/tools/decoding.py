@@ -42,6 +42,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from roadmap.config.composition import TRAINING_PROCESS_CORES
 from roadmap.data.prepare import resize_folder
 from roadmap.data.transforms import BatchFinish, image_transform, seeded, to_batch
+from roadmap.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 RATES_CSV = REPO / "experiments" / "gpu" / "rates.csv"
@@ -183,11 +184,39 @@ def workers_needed(gpu_img_s: float, per_core: float) -> int:
     return math.ceil(gpu_img_s / per_core)
 
 
-def read_rates(path: Path = RATES_CSV, device: str = "H100") -> dict[tuple[str, str, str], float]:
-    """{(network, what, compile): img/s} of `device` in rates.csv."""
+@dataclass(frozen=True)
+class Rate:
+    device: str
+    network: str
+    what: str  # bare_step | whole_job
+    compile: str  # eager | compiled
+    img_s: float
+    gflops_224: float
+    source: str
+
+    def cite(self) -> str:
+        return f"{self.network} {self.what.replace('_', ' ')} {self.compile} {self.img_s:g} img/s ({self.source})"
+
+
+def read_rates(path: Path = RATES_CSV) -> list[Rate]:
     with open(path, newline="") as file:
-        return {(row["network"], row["what"], row["compile"]): float(row["img_s"])
-                for row in csv.DictReader(file) if row["device"].lower() == device.lower()}
+        return [Rate(r["device"], r["network"], r["what"], r["compile"], float(r["img_s"]), float(r["gflops_224"]),
+                     r["source"]) for r in csv.DictReader(file)]
+
+
+def rates_of(gpu: str, rates: Sequence[Rate]) -> dict[tuple[str, str, str], Rate]:
+    """{(network, what, compile): Rate} of `gpu` (case-insensitive); a clear error naming the known devices."""
+    chosen = {(r.network, r.what, r.compile): r for r in rates if r.device.lower() == gpu.lower()}
+    if not chosen:
+        known = sorted({r.device for r in rates})
+        raise ConfigError(f"--gpu {gpu}: no measured rates for it in {path_shown(RATES_CSV)}; known: "
+                          f"{', '.join(known)}.")
+    return chosen
+
+
+def path_shown(path: Path) -> str:
+    """A path as the reports show it: from the repository's root where it lies inside."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def target_name(target: tuple[str, str, str]) -> str:
@@ -284,9 +313,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.images < 1 or args.rounds < 1:
         parser.error("--images and --rounds must be positive")
-    rates = read_rates(args.rates, args.gpu)
-    if not rates:
-        parser.error(f"{args.rates} has no rates of --gpu {args.gpu}")
+    try:
+        rates = {key: rate.img_s for key, rate in rates_of(args.gpu, read_rates(args.rates)).items()}
+    except ConfigError as error:
+        parser.error(str(error))
     with tempfile.TemporaryDirectory(prefix="decoding-") as tmp:
         paths = make_images(Path(tmp), args.images, args.seed)
         timings = measure(paths, args.rounds)

@@ -44,13 +44,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from roadmap.config.composition import CONF_DIR, PRIMARY, TRAINING_PROCESS_CORES
 from roadmap.errors import ConfigError
+from roadmap.tools.decoding import RATES_CSV, REPO, Rate, path_shown, rates_of, read_rates
 from roadmap.tools.sizes import Network, data_sizes, network
 from roadmap.training.budget import Budget, fit_recipe
 from roadmap.training.recipe import accumulation, gradual_warmup_epochs, scaled_lr
 from roadmap.training.validation import sweep_jobs
 
-REPO = Path(__file__).resolve().parents[2]
-RATES_CSV = REPO / "experiments" / "gpu" / "rates.csv"
 DECODING_CSV = REPO / "experiments" / "gpu" / "decoding.csv"
 DEFAULT_GPU = "H100"
 VALIDATION_SPEEDUP = 3  # a forward pass against a training step (forward and backward, about 3x the work)
@@ -108,45 +107,12 @@ def sweep_dir(overrides: Sequence[str]) -> str:
 # --- One job's plan ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Rate:
-    device: str
-    network: str
-    what: str  # bare_step | whole_job
-    compile: str  # eager | compiled
-    img_s: float
-    gflops_224: float
-    source: str
-
-    def cite(self) -> str:
-        return f"{self.network} {self.what.replace('_', ' ')} {self.compile} {self.img_s:g} img/s ({self.source})"
-
-
-def read_rates(path: Path = RATES_CSV) -> list[Rate]:
-    with open(path, newline="") as file:
-        return [Rate(r["device"], r["network"], r["what"], r["compile"], float(r["img_s"]), float(r["gflops_224"]),
-                     r["source"]) for r in csv.DictReader(file)]
-
-
-def rates_of(gpu: str, rates: Sequence[Rate]) -> dict[tuple[str, str, str], Rate]:
-    """{(network, what, compile): Rate} of `gpu` (case-insensitive); a clear error naming the known devices."""
-    chosen = {(r.network, r.what, r.compile): r for r in rates if r.device.lower() == gpu.lower()}
-    if not chosen:
-        known = sorted({r.device for r in rates})
-        raise ConfigError(f"--gpu {gpu}: no measured rates for it in {_shown(RATES_CSV)}; known: {', '.join(known)}.")
-    return chosen
-
-
 def read_decoding(path: Path = DECODING_CSV) -> dict[tuple[str, str], float] | None:
     """{(recipe, files): img/s per core} measured by roadmap/tools/decoding.py, or None where it was not."""
     if not path.is_file():
         return None
     with open(path, newline="") as file:
         return {(r["recipe"], r["files"]): float(r["img_s_per_core"]) for r in csv.DictReader(file)}
-
-
-def _shown(path: Path) -> str:
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def _devices(trainer: DictConfig) -> tuple[int, str | None]:
@@ -214,8 +180,8 @@ def job_rate(net: Network, compiled: str, rates: Mapping[tuple[str, str, str], R
         reference = rates.get((REFERENCES[family], "bare_step", compiled))
         bare = rates.get((REFERENCES["convnext"], "bare_step", compiled))
         if reference is None or whole is None or bare is None:
-            raise ConfigError(f"{_shown(RATES_CSV)} lacks the {compiled} rates of {REFERENCES[family]} and ConvNeXt-T "
-                              "that a job of this family needs.")
+            raise ConfigError(f"{path_shown(RATES_CSV)} lacks the {compiled} rates of {REFERENCES[family]} and "
+                              "ConvNeXt-T that a job of this family needs.")
         factor = whole.img_s / bare.img_s
         note = f" x whole job / bare step {whole.img_s:g}/{bare.img_s:g} = {factor:.3f} ({whole.source})"
     rate = reference.img_s * reference.gflops_224 / net.gflops * factor
@@ -346,11 +312,11 @@ def notes(jobs: Sequence[Job], decoding_csv: Path | None) -> list[str]:
                "during an atomic save")
     if any(j.loader for j in jobs):
         if decoding_csv is None:
-            out.append(f"workers: {_shown(DECODING_CSV)} is missing (python -m roadmap.tools.decoding --out "
+            out.append(f"workers: {path_shown(DECODING_CSV)} is missing (python -m roadmap.tools.decoding --out "
                        "experiments/gpu measures it): no loader workers estimated")
         else:
             out.append(f"workers per GPU: ceil(job img/s per GPU / img/s per core of the job's recipe), from "
-                       f"{_shown(decoding_csv)} (CPU time per core on the machine that measured it), for full-size "
+                       f"{path_shown(decoding_csv)} (CPU time per core on the machine that measured it), for full-size "
                        f"JPEGs and the pre-resized copy; cores per GPU = workers + {TRAINING_PROCESS_CORES}")
     return out
 
@@ -405,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
                "data.root=/datasets/imagenet trainer=gpu")
     parser.add_argument("overrides", nargs="*", help="run.py's overrides")
     parser.add_argument("-m", "--multirun", action="store_true", help="every job of the multirun")
-    parser.add_argument("--gpu", default=DEFAULT_GPU, help=f"the device of {_shown(RATES_CSV)} (default {DEFAULT_GPU})")
+    parser.add_argument("--gpu", default=DEFAULT_GPU,
+                        help=f"the device of {path_shown(RATES_CSV)} (default {DEFAULT_GPU})")
     parser.add_argument("--json", type=Path, help="also write the plan (jobs and totals) as JSON to this file")
     parser.add_argument("--sweep-dir", action="store_true",
                         help="print only the folder the multirun would write to (hydra.sweep.dir), and exit")
