@@ -14,6 +14,10 @@ augmentations) per number of workers, on an ImageFolder and optionally on its pr
 training img/s (data, step, logging) against the bare training step of the same network, shape and optimizer;
 `--pipelines loader,device` runs the job once per data pipeline in each round.
 
+`python scripts/bench.py gap <run.py overrides>` says where a whole job loses time against its bare step, per
+`trainer.compile` setting: the job with Mixup/CutMix, the EMA or both switched off, and one job under torch's
+profiler, its step's parts named (roadmap/tools/gap.py).
+
 `python scripts/bench.py data <run.py overrides>` times the training batches alone, per data pipeline (timm's
 per-image loader, or the data set held on the device: roadmap/data/device.py), as a run would make them: the recipe
 fitted to the run's budget, on the device the trainer would use.
@@ -80,6 +84,13 @@ def job_main(args: argparse.Namespace) -> None:
         print(f"median{label}: bare step {bare:.0f} img/s, job {job:.0f} img/s, job / bare {ratio:.3f}")
 
 
+def gap_main(args: argparse.Namespace) -> None:
+    from roadmap.tools.gap import main as gap  # here: it imports Lightning
+
+    gap(args.overrides, args.compile, args.batches, args.steps, args.rounds, args.out, args.variants,
+        args.profile_steps)
+
+
 def data_main(args: argparse.Namespace) -> None:
     cfg = compose(args.overrides)
     print(f"{' '.join(args.overrides) or '(no overrides)'}: {cfg.name}, {cfg.recipe.name} recipe, batch "
@@ -100,6 +111,10 @@ def _at_least_2(text: str) -> int:
     if int(text) < 2:
         raise argparse.ArgumentTypeError("at least 2: memory is measured in the warm-up steps after the first")
     return int(text)
+
+
+def _words(text: str) -> list[str]:
+    return [word.strip() for word in text.split(",") if word.strip()]
 
 
 def _ints(text: str) -> list[int]:
@@ -157,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "decode":  # its options are its own module's (roadmap/tools/decoding.py)
         decoding_main(argv[1:])
         return
-    if not argv or argv[0] not in ("train", "loader", "job", "data", "-h", "--help"):
+    if not argv or argv[0] not in ("train", "loader", "job", "gap", "data", "-h", "--help"):
         argv = ["train", *argv]  # the sub-command defaults to train
     parser = argparse.ArgumentParser(description="Benchmark training speed (ours vs timm) or the ImageFolder loader.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +211,21 @@ def main(argv: list[str] | None = None) -> None:
     job.add_argument("--pipelines", type=lambda s: s.split(","),
                      help="comma-separated data pipelines, one job each per round (default: the config's)")
     job.set_defaults(run=job_main)
+
+    gap = commands.add_parser("gap", help="where a job loses time against its bare step: parts switched off, a profile")
+    gap.add_argument("overrides", nargs="*", help="the run's overrides, as for run.py (e.g. scale=paper trainer=gpu)")
+    gap.add_argument("--compile", type=_words, default=["false", "true"],
+                     help="comma-separated trainer.compile settings, each measured in full (false,true)")
+    gap.add_argument("--batches", type=int, default=100, help="training batches of each job (100)")
+    gap.add_argument("--steps", type=int, default=10, help="timed bare steps per round (10)")
+    gap.add_argument("--rounds", type=int, default=3, help="rounds of the bare step; the median is reported (3)")
+    gap.add_argument("--variants", type=_words, default=["job", "no-mixup", "no-ema", "neither"],
+                     help="comma-separated jobs to time: job, no-mixup, no-ema, neither (all four)")
+    gap.add_argument("--profile-steps", type=int, default=20,
+                     help="steps in the profiled job's window, after its first 10 (20; 0: no profile)")
+    gap.add_argument("--out", type=Path, default=Path("outputs/gap"),
+                     help="where the report (gap.md) and each profile's trace and operator table go (outputs/gap)")
+    gap.set_defaults(run=gap_main)
 
     data = commands.add_parser("data", help="training batches per second of each data pipeline, alone")
     data.add_argument("overrides", nargs="*", help="the run's overrides, as for run.py (e.g. +step=modern_recipe)")

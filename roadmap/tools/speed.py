@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import timm
 import torch
@@ -21,11 +21,17 @@ from timm.optim import create_optimizer_v2
 from torch import nn
 
 from roadmap.config.composition import PAPER_SETTING, build_model, compose
+from roadmap.errors import ConfigError
 from roadmap.tools.loader import _cycle
 from roadmap.training.recipe import build_optimizer
 from roadmap.training.system import device_name, proc_status_mb, reset_peak_memory
 
+if TYPE_CHECKING:
+    from lightning.pytorch.profilers import Profiler
+
 CONVNEXT_STEP = "separate_downsampling"  # the roadmap's last step: ConvNeXt-T
+# trainer.precision -> whether the bare step runs under bf16 autocast, as Lightning's precision plugin runs a step
+BARE_PRECISIONS = {"32": False, "32-true": False, "bf16-mixed": True}
 
 
 @dataclass(frozen=True)
@@ -221,41 +227,60 @@ def rows_to_markdown(rows: Sequence[Row]) -> str:
 
 
 def step_throughput(cfg: DictConfig, rounds: int, steps: int) -> list[float]:
-    """Training img/s of the bare step of `cfg`'s network at its scale: forward, the loss, backward and the recipe's
-    optimizer, on one random batch of the run's shape and memory format, in this process; one value per round."""
-    model = build_model(cfg).train()
+    """Training img/s of the bare step of `cfg`'s network as its run trains it: on the trainer's device, in its
+    precision (bf16 autocast under bf16-mixed), memory format and `trainer.compile` setting; forward, the loss,
+    backward and the recipe's optimizer on one random batch of the run's shape, in this process; one value per
+    round."""
+    from roadmap.training.module import compile_options, new_iteration  # here: it imports Lightning
+
+    precision = str(cfg.trainer.precision)
+    if precision not in BARE_PRECISIONS:
+        raise ConfigError(f"trainer.precision={precision}: the bare step is timed in {sorted(BARE_PRECISIONS)} only; "
+                          "time the run under one of those")
+    device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
     memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
+    model = build_model(cfg).to(device, memory_format=memory_format).train()
+    optimizer = build_optimizer(model, cfg.recipe, 1e-4)
+    options = compile_options(cfg.trainer.compile)
+    if options is not None:  # as the run compiles it: in place, after the optimizer has its parameters
+        model.compile(**options)
     generator = torch.Generator().manual_seed(0)
     size, batch = cfg.data.input_size, cfg.data.batch_size
-    x = torch.randn(batch, cfg.data.in_chans, size, size, generator=generator).contiguous(memory_format=memory_format)
+    x = torch.randn(batch, cfg.data.in_chans, size, size, generator=generator)
     y = torch.randint(cfg.data.num_classes, (batch,), generator=generator)
-    optimizer = build_optimizer(model, cfg.recipe, 1e-4)
+    x, y = x.to(device, memory_format=memory_format), y.to(device)
+    amp = BARE_PRECISIONS[precision]
 
     def step() -> None:
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        new_iteration()
+        train_step(model, optimizer, x, y, amp)
 
     for _ in range(3):
         step()
     speeds = []
     for _ in range(rounds):
+        _sync(device)
         start = time.perf_counter()
         for _ in range(steps):
             step()
+        _sync(device)
         speeds.append(steps * batch / (time.perf_counter() - start))
     return speeds
 
 
-def job_throughput(overrides: Sequence[str], batches: int, out_dir: Path) -> float:
-    """Training img/s of the run `python run.py <overrides>` would make, measured by the run itself over its first
-    `batches` batches (one epoch cut short; validation on 1,000 images)."""
+def job_record(overrides: Sequence[str], batches: int, out_dir: Path, profiler: Profiler | None = None) -> dict:
+    """The record of the run `python run.py <overrides>` would make, cut to its first `batches` training batches
+    (one epoch; validation on 1,000 images, no wandb), under `profiler` where one is given."""
     from roadmap.training.job import train  # here: only this mode needs Lightning
 
     cfg = compose([*overrides, "scale.epochs=1", f"+trainer.limit_train_batches={batches}", "scale.val_subset=1000",
                    "logger.wandb.enabled=false"])
-    return train(cfg, out_dir)["train_images_per_second"]
+    return train(cfg, out_dir, profiler=profiler)
+
+
+def job_throughput(overrides: Sequence[str], batches: int, out_dir: Path) -> float:
+    """Training img/s of that cut run, measured by the run itself (its clock leaves out its first batches)."""
+    return job_record(overrides, batches, out_dir)["train_images_per_second"]
 
 
 def data_throughput(overrides: Sequence[str], pipeline: str, batches: int) -> float:

@@ -8,6 +8,7 @@ __all__, __getattr__ = hand_on(__name__, {
     "budget": ("IMAGENET_TRAIN_IMAGES", "Budget", "fit_recipe", "flatten"),
     "job": ("OtherConfigRecord", "fit_to_run", "skip_or_continue", "train"),
     "lock": ("FolderHeld", "hold"),
+    "module": ("compile_options", "new_iteration"),
     "recipe": ("accumulation", "build_optimizer", "ema_decay", "gradual_warmup_epochs", "scaled_lr"),
     "system": ("device_name", "proc_status_mb", "reset_peak_memory"),
     "validation": ("CheckSweep", "sweep_jobs"),

@@ -15,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.profilers import Profiler
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
@@ -250,8 +251,10 @@ def _relative(path: Path, folder: Path) -> str:
     return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
 
 
-def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callbacks: Sequence[Callback]) -> L.Trainer:
-    """The Lightning Trainer of `cfg.trainer`, refusing the one DDP set-up that breaks under Hydra."""
+def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callbacks: Sequence[Callback],
+                 profiler: Profiler | None = None) -> L.Trainer:
+    """The Lightning Trainer of `cfg.trainer`, refusing the one DDP set-up that breaks under Hydra; `profiler`
+    times Lightning's hooks (roadmap/tools/gap.py passes torch's)."""
     args = {k: v for k, v in cfg.trainer.items() if k not in OWN_TRAINER_KEYS}
     if args["accelerator"] in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={args['accelerator']}, but torch sees no GPU here "
@@ -268,6 +271,7 @@ def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callback
         # a kill during a save never leaves a torn checkpoint (roadmap/training/checkpoints.py)
         plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # the data module shards itself, without counting padding twice
+        profiler=profiler,
     )
     if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
         raise ConfigError(
@@ -346,7 +350,8 @@ def fit(trainer: L.Trainer, module: RoadmapModule, datamodule: L.LightningDataMo
             wandb.run.finish()
 
 
-def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = (),
+          profiler: Profiler | None = None) -> dict[str, Any]:
     """Train the config's model and write ``out_dir/result.json``; returns the record."""
     # every value that can be checked without data, before any is read (roadmap/training/validation.py)
     check_config(cfg)
@@ -356,7 +361,7 @@ def train(cfg: DictConfig, out_dir: Path, callbacks: Sequence[Callback] = ()) ->
     if cfg.data.get("num_classes") is None:
         cfg.data.num_classes = count_classes(cfg.data.root)
     loggers = make_loggers(cfg, out_dir)
-    trainer = make_trainer(cfg, out_dir, loggers, [recorder, *callbacks])
+    trainer = make_trainer(cfg, out_dir, loggers, [recorder, *callbacks], profiler)
     datamodule, global_batch, budget, changes = fit_to_run(cfg, trainer)
     L.seed_everything(cfg.seed, workers=True)
     model = build_model(cfg)

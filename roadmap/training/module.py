@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torch.profiler import record_function
 from torchmetrics import MeanMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -90,7 +91,8 @@ class RoadmapModule(L.LightningModule):
         x, y = batch
         x = self._images(x)
         if self.mixup is not None:
-            x, y = self.mixup(x, y)
+            with record_function("mixup"):  # a name in a profile (roadmap/tools/gap.py)
+                x, y = self.mixup(x, y)
         loss = self.train_loss(self.model(x), y)
         self._epoch_losses.append(loss.detach())
         self._loss_steps.append(self.global_step)
@@ -102,8 +104,9 @@ class RoadmapModule(L.LightningModule):
         """Stop on the first NaN or infinite loss of the epoch not checked yet, naming its batch; log the others."""
         if self._checked == len(self._epoch_losses):
             return
-        unchecked = torch.stack([loss.to(self.device) for loss in self._epoch_losses[self._checked:]])
-        bad = (~torch.isfinite(unchecked)).nonzero()
+        with record_function("loss check"):  # the one wait for the device in 50 steps, named in a profile
+            unchecked = torch.stack([loss.to(self.device) for loss in self._epoch_losses[self._checked:]])
+            bad = (~torch.isfinite(unchecked)).nonzero()
         if len(bad):
             first = int(bad[0])
             raise NonFiniteLossError(
