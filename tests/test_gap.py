@@ -111,8 +111,11 @@ def test_the_gap_command_times_the_jobs_and_profiles_one(tmp_path, capsys):
     report = (tmp_path / "gap.md").read_text()
     assert report.strip() in out
     assert "separate_downsampling at the proxy scale, batch 8, 32 px, 32-true" in report
-    rates = dict(re.findall(r"^\| (the whole job|without the EMA) \| (\d+) \|", report, re.MULTILINE))
-    assert set(rates) == {"the whole job", "without the EMA"} and all(int(v) > 0 for v in rates.values())
+    assert "median of 3 rounds" in report  # one before the jobs, then one after each of the two
+    rows = re.findall(r"^\| (the whole job|without the EMA) \| (\d+) \| (\d+) \| ([\d.]+) \|", report, re.MULTILINE)
+    assert [row[0] for row in rows] == ["the whole job", "without the EMA"]
+    for _, job, bare, ratio in rows:  # each job read against the bare step's rounds around it
+        assert int(job) > 0 and float(ratio) == pytest.approx(int(job) / int(bare), abs=0.01)
     assert "Profiled, 4 steps:" in report  # five step starts: four whole steps
     for part in ("forward and loss", "backward", "optimizer step", "EMA update", "Mixup/CutMix"):
         assert re.search(rf"^\| {re.escape(part)} \| [\d.]+ \|", report, re.MULTILINE), part

@@ -5,7 +5,8 @@ one batch already on the device) by what the run adds around it: the loader and 
 Mixup/CutMix, the EMA update, the loss check, Lightning's loop and callbacks. Per `trainer.compile` setting, in one
 process and in this order:
 
-1. the bare step, as the job runs it (device, precision, memory format, compile);
+1. the bare step, as the job runs it (device, precision, memory format, compile), timed before the jobs and
+   again after each;
 2. the whole job, then the job without each part that a config can switch off (Mixup/CutMix, the EMA, both), each
    measured by its own clock over the same number of batches: what switching a part off gains is its cost;
 3. the job once more under torch's profiler (Lightning's `PyTorchProfiler`, which names each of Lightning's hooks,
@@ -33,7 +34,7 @@ from torch.profiler import ProfilerActivity
 
 from roadmap.config.composition import compose
 from roadmap.results.records import atomic_write_text
-from roadmap.tools.speed import job_record, step_throughput
+from roadmap.tools.speed import BareStep, job_record
 from roadmap.training.system import device_name
 
 # What a config can switch off, one part at a time and together.
@@ -154,8 +155,8 @@ class Gap:
     """One `trainer.compile` setting's measurements."""
 
     setting: str
-    bare: list[float]  # img/s per round
-    jobs: dict[str, float]  # variant -> img/s
+    bare: list[float]  # img/s of the bare step, every round: the first `rounds`, then one after each job
+    jobs: dict[str, tuple[float, float]]  # variant -> (img/s, the bare step's img/s around it)
     window: Window | None
     batch_size: int
 
@@ -163,19 +164,25 @@ class Gap:
 def measure(overrides: Sequence[str], setting: str, batches: int, steps: int, rounds: int, out: Path, runs: Path,
             variants: Sequence[str] = tuple(VARIANTS), profile_steps: int = 20) -> Gap:
     """Parts 1-3 of the module's description for `overrides` under `trainer.compile=<setting>`: the profile's files
-    into `out`, the jobs' folders into `runs`."""
+    into `out`, the jobs' folders into `runs`. The bare step is timed again after each job, and each job is read
+    against the mean of the bare step's rounds just before and after it, so that a drift in the machine's speed
+    does not pass for a part's cost."""
     run = [*overrides, f"trainer.compile={setting}"]
     cfg = compose(run)
-    bare = step_throughput(cfg, rounds, steps)
-    jobs = {name: job_record([*run, *VARIANTS[name][1]], batches, runs / f"{setting}-{name}")
-            ["train_images_per_second"] for name in variants}
+    bare = BareStep(cfg)
+    rates = bare(rounds, steps)
+    jobs = {}
+    for name in variants:
+        rate = job_record([*run, *VARIANTS[name][1]], batches, runs / f"{setting}-{name}")["train_images_per_second"]
+        rates += bare(1, steps)
+        jobs[name] = (rate, (rates[-2] + rates[-1]) / 2)
     window = None
     if profile_steps:
         skip = min(SKIP, max(batches - profile_steps - 1, 1))
         profiler = WindowProfiler(out, f"profile-compile-{setting}", skip, min(profile_steps, batches - skip))
         job_record(run, batches, runs / f"{setting}-profiled", profiler)
         window = profiler.window
-    return Gap(setting, bare, jobs, window, cfg.data.batch_size)
+    return Gap(setting, rates, jobs, window, cfg.data.batch_size)
 
 
 def report(gaps: Sequence[Gap], header: str) -> str:
@@ -184,15 +191,16 @@ def report(gaps: Sequence[Gap], header: str) -> str:
     for gap in gaps:
         bare = statistics.median(gap.bare)
         lines += [f"## trainer.compile={gap.setting}", "",
-                  f"Bare step: {bare:.0f} img/s (rounds {', '.join(f'{v:.0f}' for v in gap.bare)}), "
-                  f"{1000 * gap.batch_size / bare:.1f} ms per batch of {gap.batch_size}.", "",
-                  "| job | img/s | of the bare step | ms per batch | ms per batch saved against the whole job |",
-                  "|---|---|---|---|---|"]
+                  f"Bare step: {bare:.0f} img/s, median of {len(gap.bare)} rounds ({min(gap.bare):.0f}-"
+                  f"{max(gap.bare):.0f}), {1000 * gap.batch_size / bare:.1f} ms per batch of {gap.batch_size}.", "",
+                  "| job | img/s | bare step around it, img/s | job / bare step | ms per batch | "
+                  "ms per batch saved against the whole job |", "|---|---|---|---|---|---|"]
         whole = gap.jobs.get("job")
-        for name, rate in gap.jobs.items():
+        for name, (rate, around) in gap.jobs.items():
             ms = 1000 * gap.batch_size / rate
-            gain = f"{1000 * gap.batch_size / whole - ms:+.1f}" if whole and name != "job" else ""
-            lines.append(f"| {VARIANTS[name][0]} | {rate:.0f} | {rate / bare:.3f} | {ms:.1f} | {gain} |")
+            saved = f"{1000 * gap.batch_size / whole[0] - ms:+.1f}" if whole and name != "job" else ""
+            lines.append(f"| {VARIANTS[name][0]} | {rate:.0f} | {around:.0f} | {rate / around:.3f} | {ms:.1f} | "
+                         f"{saved} |")
         if gap.window is not None:
             lines += ["", *window_table(gap.window)]
         lines.append("")

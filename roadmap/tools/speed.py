@@ -226,46 +226,57 @@ def rows_to_markdown(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def step_throughput(cfg: DictConfig, rounds: int, steps: int) -> list[float]:
-    """Training img/s of the bare step of `cfg`'s network as its run trains it: on the trainer's device, in its
-    precision (bf16 autocast under bf16-mixed), memory format and `trainer.compile` setting; forward, the loss,
-    backward and the recipe's optimizer on one random batch of the run's shape, in this process; one value per
-    round."""
-    from roadmap.training.module import compile_options, new_iteration  # here: it imports Lightning
+class BareStep:
+    """The bare training step of `cfg`'s network as its run trains it: on the trainer's device, in its precision
+    (bf16 autocast under bf16-mixed), memory format and `trainer.compile` setting; forward, the loss, backward and
+    the recipe's optimizer on one random batch of the run's shape, in this process. Built (and compiled) once, so
+    that it can be timed again between other measurements."""
 
-    precision = str(cfg.trainer.precision)
-    if precision not in BARE_PRECISIONS:
-        raise ConfigError(f"trainer.precision={precision}: the bare step is timed in {sorted(BARE_PRECISIONS)} only; "
-                          "time the run under one of those")
-    device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
-    memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
-    model = build_model(cfg).to(device, memory_format=memory_format).train()
-    optimizer = build_optimizer(model, cfg.recipe, 1e-4)
-    options = compile_options(cfg.trainer.compile)
-    if options is not None:  # as the run compiles it: in place, after the optimizer has its parameters
-        model.compile(**options)
-    generator = torch.Generator().manual_seed(0)
-    size, batch = cfg.data.input_size, cfg.data.batch_size
-    x = torch.randn(batch, cfg.data.in_chans, size, size, generator=generator)
-    y = torch.randint(cfg.data.num_classes, (batch,), generator=generator)
-    x, y = x.to(device, memory_format=memory_format), y.to(device)
-    amp = BARE_PRECISIONS[precision]
+    def __init__(self, cfg: DictConfig) -> None:
+        from roadmap.training.module import compile_options  # here: it imports Lightning
 
-    def step() -> None:
+        precision = str(cfg.trainer.precision)
+        if precision not in BARE_PRECISIONS:
+            raise ConfigError(f"trainer.precision={precision}: the bare step is timed in {sorted(BARE_PRECISIONS)} "
+                              "only; time the run under one of those")
+        self.amp = BARE_PRECISIONS[precision]
+        self.device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
+        memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
+        self.model = build_model(cfg).to(self.device, memory_format=memory_format).train()
+        self.optimizer = build_optimizer(self.model, cfg.recipe, 1e-4)
+        options = compile_options(cfg.trainer.compile)
+        if options is not None:  # as the run compiles it: in place, after the optimizer has its parameters
+            self.model.compile(**options)
+        generator = torch.Generator().manual_seed(0)
+        size, self.batch = cfg.data.input_size, cfg.data.batch_size
+        x = torch.randn(self.batch, cfg.data.in_chans, size, size, generator=generator)
+        y = torch.randint(cfg.data.num_classes, (self.batch,), generator=generator)
+        self.x, self.y = x.to(self.device, memory_format=memory_format), y.to(self.device)
+        for _ in range(3):  # the optimizer's state, cuDNN's choices, a compile
+            self.step()
+
+    def step(self) -> None:
+        from roadmap.training.module import new_iteration
+
         new_iteration()
-        train_step(model, optimizer, x, y, amp)
+        train_step(self.model, self.optimizer, self.x, self.y, self.amp)
 
-    for _ in range(3):
-        step()
-    speeds = []
-    for _ in range(rounds):
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        _sync(device)
-        speeds.append(steps * batch / (time.perf_counter() - start))
-    return speeds
+    def __call__(self, rounds: int, steps: int) -> list[float]:
+        """Training img/s over `steps` steps, once per round."""
+        speeds = []
+        for _ in range(rounds):
+            _sync(self.device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                self.step()
+            _sync(self.device)
+            speeds.append(steps * self.batch / (time.perf_counter() - start))
+        return speeds
+
+
+def step_throughput(cfg: DictConfig, rounds: int, steps: int) -> list[float]:
+    """Training img/s of `cfg`'s bare step (`BareStep`), one value per round."""
+    return BareStep(cfg)(rounds, steps)
 
 
 def job_record(overrides: Sequence[str], batches: int, out_dir: Path, profiler: Profiler | None = None) -> dict:
