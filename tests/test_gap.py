@@ -127,3 +127,9 @@ def test_the_gap_command_times_the_jobs_and_profiles_one(tmp_path, capsys):
 def test_an_unknown_variant_is_refused(tmp_path):
     with pytest.raises(SystemExit, match=r"unknown --variants \['no-loader'\]"):
         main(["gap", *TINY, "--variants", "job,no-loader", "--out", str(tmp_path)])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="refused only where there is no GPU")
+def test_a_gpu_job_on_a_machine_without_one_is_refused_by_name(tmp_path):
+    with pytest.raises(SystemExit, match=r"error: trainer.accelerator=gpu, but torch sees no GPU here"):
+        main(["gap", *TINY, "trainer=gpu", "--out", str(tmp_path)])

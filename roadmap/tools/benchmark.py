@@ -38,6 +38,7 @@ import torch
 
 from roadmap.config.composition import PAPER_SETTING, compose
 from roadmap.data.prepare import resize_folder
+from roadmap.errors import ConfigError
 from roadmap.results.records import atomic_write_text
 from roadmap.tools.decoding import main as decoding_main
 from roadmap.tools.loader import LOADER_SETTING, loader_throughput, make_fake_folder
@@ -239,4 +240,7 @@ def main(argv: list[str] | None = None) -> None:
                         "and the loader workers one GPU needs (decode --help)")
 
     args = parser.parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except ConfigError as error:  # a bad override: its message names it and the fix, a traceback would bury it
+        sys.exit(f"error: {error}")

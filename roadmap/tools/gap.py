@@ -35,7 +35,7 @@ from torch.profiler import ProfilerActivity
 from roadmap.config.composition import compose
 from roadmap.results.records import atomic_write_text
 from roadmap.tools.speed import BareStep, job_record
-from roadmap.training.system import device_name
+from roadmap.training.system import device_name, training_device
 
 # What a config can switch off, one part at a time and together.
 NO_MIXUP = ("recipe.augment.mixup=0", "recipe.augment.cutmix=0")
@@ -226,7 +226,7 @@ def window_table(window: Window) -> list[str]:
 
 def describe(overrides: Sequence[str], batches: int) -> str:
     cfg = compose(overrides)
-    device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
+    device = training_device(cfg.trainer.accelerator)
     return (f"# Where the job loses time against its bare step\n\n`{' '.join(overrides)}`: {cfg.name} at the "
             f"{cfg.scale.name} scale, batch {cfg.data.batch_size}, {cfg.data.input_size} px, "
             f"{cfg.trainer.precision}, {'channels-last' if cfg.trainer.channels_last else 'NCHW'}, data "

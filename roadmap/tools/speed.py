@@ -24,7 +24,7 @@ from roadmap.config.composition import PAPER_SETTING, build_model, compose
 from roadmap.errors import ConfigError
 from roadmap.tools.loader import _cycle
 from roadmap.training.recipe import build_optimizer
-from roadmap.training.system import device_name, proc_status_mb, reset_peak_memory
+from roadmap.training.system import device_name, proc_status_mb, reset_peak_memory, training_device
 
 if TYPE_CHECKING:
     from lightning.pytorch.profilers import Profiler
@@ -240,7 +240,7 @@ class BareStep:
             raise ConfigError(f"trainer.precision={precision}: the bare step is timed in {sorted(BARE_PRECISIONS)} "
                               "only; time the run under one of those")
         self.amp = BARE_PRECISIONS[precision]
-        self.device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
+        self.device = training_device(cfg.trainer.accelerator)
         memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
         self.model = build_model(cfg).to(self.device, memory_format=memory_format).train()
         self.optimizer = build_optimizer(self.model, cfg.recipe, 1e-4)

@@ -10,6 +10,6 @@ __all__, __getattr__ = hand_on(__name__, {
     "lock": ("FolderHeld", "hold"),
     "module": ("compile_options", "new_iteration"),
     "recipe": ("accumulation", "build_optimizer", "ema_decay", "gradual_warmup_epochs", "scaled_lr"),
-    "system": ("device_name", "proc_status_mb", "reset_peak_memory"),
+    "system": ("device_name", "proc_status_mb", "reset_peak_memory", "training_device"),
     "validation": ("CheckSweep", "sweep_jobs"),
 })

@@ -41,7 +41,7 @@ from roadmap.training.ema import EMA
 from roadmap.training.module import RoadmapModule, compile_options
 from roadmap.training.preemption import Requeue, submitit_signal
 from roadmap.training.recipe import accumulation, ema_decay, scaled_lr
-from roadmap.training.system import device_name, git_commit, peak_memory_mb, reset_peak_memory
+from roadmap.training.system import device_name, git_commit, peak_memory_mb, reset_peak_memory, training_device
 from roadmap.training.validation import check_config
 
 log = logging.getLogger(__name__)
@@ -256,9 +256,7 @@ def make_trainer(cfg: DictConfig, out_dir: Path, loggers: list[Logger], callback
     """The Lightning Trainer of `cfg.trainer`, refusing the one DDP set-up that breaks under Hydra; `profiler`
     times Lightning's hooks (roadmap/tools/gap.py passes torch's)."""
     args = {k: v for k, v in cfg.trainer.items() if k not in OWN_TRAINER_KEYS}
-    if args["accelerator"] in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.accelerator={args['accelerator']}, but torch sees no GPU here "
-                          "(torch.cuda.is_available() is False): run on a GPU machine, or use trainer=cpu.")
+    training_device(args["accelerator"])  # a GPU asked for is there
     trainer = L.Trainer(
         **args, max_epochs=cfg.scale.epochs, logger=loggers,
         # Validation costs a pass over the validation set: every n epochs, or only after the last (null).

@@ -1,4 +1,4 @@
-"""What a run or a benchmark reads from the machine: the code's git commit, peak memory and the device's name.
+"""What a run or a benchmark reads from the machine: the code's git commit, peak memory, the device and its name.
 
 The standard library and torch only, so that the benchmark reads them as training does without loading Lightning.
 """
@@ -11,8 +11,20 @@ from pathlib import Path
 
 import torch
 
+from roadmap.errors import ConfigError
+
 REPO = Path(__file__).resolve().parents[2]
 PROC_SELF = Path("/proc/self")
+
+
+def training_device(accelerator: str) -> str:
+    """"cuda" or "cpu" for `trainer.accelerator`, refusing a GPU that torch cannot see."""
+    if accelerator not in ("gpu", "cuda"):
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator}, but torch sees no GPU here "
+                          "(torch.cuda.is_available() is False): run on a GPU machine, or use trainer=cpu.")
+    return "cuda"
 
 
 def git_commit() -> str | None:
