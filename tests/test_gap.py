@@ -14,7 +14,7 @@ from roadmap.config.composition import build_model
 from roadmap.errors import ConfigError
 from roadmap.tools import speed
 from roadmap.tools.benchmark import main
-from roadmap.tools.gap import LIGHTNING, STEP_RANGE, VARIANTS, part_of, read_window
+from roadmap.tools.gap import LIGHTNING, STEP_RANGE, VARIANTS, Gap, Window, part_of, read_window, report
 from roadmap.training.recipe import build_mixup, ema_decay
 
 STEP = LIGHTNING + STEP_RANGE
@@ -58,6 +58,22 @@ def test_a_window_counts_each_part_once_exclusive_of_the_parts_inside_it():
     # the second kernel: counted once) and 20.6-21.6.
     assert window.device_busy_ms == pytest.approx((6.0 + 6.9 + 1.0) / 2)
     assert window.host_to_device_ms == pytest.approx(1.0)
+
+
+def test_the_report_reads_each_job_against_the_bare_step_around_it():
+    """A part's cost is what the job spends beyond the bare step, less what the job without it spends: a machine
+    that ran faster during one job does not make its part look free."""
+    window = Window(steps=4, host_ms={"backward": 60.0, "EMA update": 5.0}, step_ms=80.0, device_busy_ms=None,
+                    host_to_device_ms=None)
+    gap = Gap("false", bare=[1000.0, 1000.0, 1250.0], batches_alone=4000.0,
+              jobs={"job": (800.0, 1000.0), "no-ema": (1000.0, 1250.0)}, window=window, batch_size=100)
+    text = report([gap], "# header")
+    assert "Bare step: 1000 img/s, median of 3 rounds (1000-1250), 100.0 ms per batch of 100." in text
+    assert "nothing trained): 4000 img/s, 25.0 ms per batch." in text
+    assert "| the whole job | 800 | 1000 | 0.800 | 25.0 |  |" in text  # 125 ms against 100
+    assert "| without the EMA | 1000 | 1250 | 0.800 | 20.0 | +5.0 |" in text  # 100 ms against 80: 5 ms less
+    assert "| EMA update | 5.00 | 6.2% |" in text
+    assert "| Lightning's loop outside its hooks | 15.00 | 18.8% |" in text  # 80 - 60 - 5
 
 
 def test_a_window_of_one_step_is_refused():
@@ -112,6 +128,7 @@ def test_the_gap_command_times_the_jobs_and_profiles_one(tmp_path, capsys):
     assert report.strip() in out
     assert "separate_downsampling at the proxy scale, batch 8, 32 px, 32-true" in report
     assert "median of 3 rounds" in report  # one before the jobs, then one after each of the two
+    assert int(re.search(r"nothing trained\): (\d+) img/s", report).group(1)) > 0
     rows = re.findall(r"^\| (the whole job|without the EMA) \| (\d+) \| (\d+) \| ([\d.]+) \|", report, re.MULTILINE)
     assert [row[0] for row in rows] == ["the whole job", "without the EMA"]
     for _, job, bare, ratio in rows:  # each job read against the bare step's rounds around it

@@ -6,7 +6,8 @@ Mixup/CutMix, the EMA update, the loss check, Lightning's loop and callbacks. Pe
 process and in this order:
 
 1. the bare step, as the job runs it (device, precision, memory format, compile), timed before the jobs and
-   again after each;
+   again after each; and the job's batches alone (its data pipeline and the copy to the device): a loader slower
+   than the bare step bounds the job whatever else it does;
 2. the whole job, then the job without each part that a config can switch off (Mixup/CutMix, the EMA, both), each
    measured by its own clock over the same number of batches: what switching a part off gains is its cost;
 3. the job once more under torch's profiler (Lightning's `PyTorchProfiler`, which names each of Lightning's hooks,
@@ -34,7 +35,7 @@ from torch.profiler import ProfilerActivity
 
 from roadmap.config.composition import compose
 from roadmap.results.records import atomic_write_text
-from roadmap.tools.speed import BareStep, job_record
+from roadmap.tools.speed import BareStep, data_throughput, job_record
 from roadmap.training.system import device_name, training_device
 
 # What a config can switch off, one part at a time and together.
@@ -156,6 +157,7 @@ class Gap:
 
     setting: str
     bare: list[float]  # img/s of the bare step, every round: the first `rounds`, then one after each job
+    batches_alone: float  # img/s of the run's data pipeline and the copy to the device, nothing trained
     jobs: dict[str, tuple[float, float]]  # variant -> (img/s, the bare step's img/s around it)
     window: Window | None
     batch_size: int
@@ -171,6 +173,7 @@ def measure(overrides: Sequence[str], setting: str, batches: int, steps: int, ro
     cfg = compose(run)
     bare = BareStep(cfg)
     rates = bare(rounds, steps)
+    batches_alone = data_throughput(run, None, batches)
     jobs = {}
     for name in variants:
         rate = job_record([*run, *VARIANTS[name][1]], batches, runs / f"{setting}-{name}")["train_images_per_second"]
@@ -182,7 +185,7 @@ def measure(overrides: Sequence[str], setting: str, batches: int, steps: int, ro
         profiler = WindowProfiler(out, f"profile-compile-{setting}", skip, min(profile_steps, batches - skip))
         job_record(run, batches, runs / f"{setting}-profiled", profiler)
         window = profiler.window
-    return Gap(setting, rates, jobs, window, cfg.data.batch_size)
+    return Gap(setting, rates, batches_alone, jobs, window, cfg.data.batch_size)
 
 
 def report(gaps: Sequence[Gap], header: str) -> str:
@@ -192,15 +195,16 @@ def report(gaps: Sequence[Gap], header: str) -> str:
         bare = statistics.median(gap.bare)
         lines += [f"## trainer.compile={gap.setting}", "",
                   f"Bare step: {bare:.0f} img/s, median of {len(gap.bare)} rounds ({min(gap.bare):.0f}-"
-                  f"{max(gap.bare):.0f}), {1000 * gap.batch_size / bare:.1f} ms per batch of {gap.batch_size}.", "",
-                  "| job | img/s | bare step around it, img/s | job / bare step | ms per batch | "
-                  "ms per batch saved against the whole job |", "|---|---|---|---|---|---|"]
-        whole = gap.jobs.get("job")
+                  f"{max(gap.bare):.0f}), {1000 * gap.batch_size / bare:.1f} ms per batch of {gap.batch_size}. The "
+                  f"batches alone (the run's data pipeline and the copy to the device, nothing trained): "
+                  f"{gap.batches_alone:.0f} img/s, {1000 * gap.batch_size / gap.batches_alone:.1f} ms per batch.", "",
+                  "| job | img/s | bare step around it, img/s | job / bare step | ms per batch beyond the bare step | "
+                  "saved against the whole job, ms |", "|---|---|---|---|---|---|"]
+        beyond = {name: 1000 * gap.batch_size * (1 / rate - 1 / around) for name, (rate, around) in gap.jobs.items()}
         for name, (rate, around) in gap.jobs.items():
-            ms = 1000 * gap.batch_size / rate
-            saved = f"{1000 * gap.batch_size / whole[0] - ms:+.1f}" if whole and name != "job" else ""
-            lines.append(f"| {VARIANTS[name][0]} | {rate:.0f} | {around:.0f} | {rate / around:.3f} | {ms:.1f} | "
-                         f"{saved} |")
+            saved = f"{beyond['job'] - beyond[name]:+.1f}" if "job" in beyond and name != "job" else ""
+            lines.append(f"| {VARIANTS[name][0]} | {rate:.0f} | {around:.0f} | {rate / around:.3f} | "
+                         f"{beyond[name]:.1f} | {saved} |")
         if gap.window is not None:
             lines += ["", *window_table(gap.window)]
         lines.append("")

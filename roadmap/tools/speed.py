@@ -294,14 +294,15 @@ def job_throughput(overrides: Sequence[str], batches: int, out_dir: Path) -> flo
     return job_record(overrides, batches, out_dir)["train_images_per_second"]
 
 
-def data_throughput(overrides: Sequence[str], pipeline: str, batches: int) -> float:
-    """Training img/s of one data pipeline alone: the batches a run of `overrides` trains on (its recipe fitted to its
-    budget, as train.py fits it), on its trainer's device, each waited for there (a GPU is synchronised)."""
+def data_throughput(overrides: Sequence[str], pipeline: str | None, batches: int) -> float:
+    """Training img/s of one data pipeline alone (None: the run's own): the batches a run of `overrides` trains on
+    (its recipe fitted to its budget, as train.py fits it), on its trainer's device, each waited for there (a GPU is
+    synchronised)."""
     import lightning  # here: only this mode needs Lightning
 
     from roadmap.training.job import fit_to_run
 
-    cfg = compose([*overrides, f"data.pipeline={pipeline}"])
+    cfg = compose([*overrides, *([f"data.pipeline={pipeline}"] if pipeline else [])])
     trainer = lightning.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=False, max_epochs=1,
                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     datamodule = fit_to_run(cfg, trainer)[0]
