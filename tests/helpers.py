@@ -118,7 +118,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run_py(args: list[str], log: Path) -> None:
-    """`python run.py <args>`, in a process forked from this one, its output into `log`."""
+    """`python run.py <args>`, in a process forked from this one, its output into `log`. On one thread: OpenMP's
+    threads do not survive a fork, and a child that computes on the pool its parent used hangs (as under a plain
+    `pytest`, where the parent has trained on two threads; `make test`'s workers compute on one)."""
+    torch.set_num_threads(1)
     out = os.open(log, os.O_WRONLY)
     os.dup2(out, 1)
     os.dup2(out, 2)
