@@ -9,7 +9,8 @@ process and in this order:
    again after each; and the job's batches alone (its data pipeline and the copy to the device): a loader slower
    than the bare step bounds the job whatever else it does;
 2. the whole job, then the job without each part that a config can switch off (Mixup/CutMix, the EMA, both), each
-   measured by its own clock over the same number of batches: what switching a part off gains is its cost;
+   measured by its own clock over the same number of batches, after one short untimed job: what switching a part
+   off saves is its cost;
 3. the job once more under torch's profiler (Lightning's `PyTorchProfiler`, which names each of Lightning's hooks,
    beside the module's own `mixup` and `loss check`): per step, the host's time in each part, exclusive of the parts
    nested in it, the device's busy time and its copies from the host, over a window of steps after the first.
@@ -63,6 +64,9 @@ PARTS = (
     ("other hooks", "["),
 )
 STEP_RANGE = "[Strategy]SingleDeviceStrategy.training_step"  # one per training batch: the window's steps
+# A short job first, untimed: the first job in a process read 244 img/s where the same compiled job after it read
+# 310 (the CPU, a tiny ConvNeXt-T), and would pass its one-time costs for the cost of whatever part it kept.
+WARM_UP_BATCHES = 10
 SKIP = 10  # batches before the profile's window: the loader's start, cuDNN's choices and a compile settle first
 
 
@@ -174,8 +178,11 @@ def measure(overrides: Sequence[str], setting: str, batches: int, steps: int, ro
     bare = BareStep(cfg)
     rates = bare(rounds, steps)
     batches_alone = data_throughput(run, None, batches)
+    torch._dynamo.reset()
+    job_record(run, min(batches, WARM_UP_BATCHES), runs / f"{setting}-warm-up")  # untimed: see WARM_UP_BATCHES
     jobs = {}
     for name in variants:
+        torch._dynamo.reset()  # each job compiles as a run of its own would, not from the last job's graphs
         rate = job_record([*run, *VARIANTS[name][1]], batches, runs / f"{setting}-{name}")["train_images_per_second"]
         rates += bare(1, steps)
         jobs[name] = (rate, (rates[-2] + rates[-1]) / 2)
@@ -183,6 +190,7 @@ def measure(overrides: Sequence[str], setting: str, batches: int, steps: int, ro
     if profile_steps:
         skip = min(SKIP, max(batches - profile_steps - 1, 1))
         profiler = WindowProfiler(out, f"profile-compile-{setting}", skip, min(profile_steps, batches - skip))
+        torch._dynamo.reset()
         job_record(run, batches, runs / f"{setting}-profiled", profiler)
         window = profiler.window
     return Gap(setting, rates, batches_alone, jobs, window, cfg.data.batch_size)
