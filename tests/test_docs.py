@@ -2,6 +2,7 @@
 anchor in README.md, docs/ and the study READMEs resolving, and the study READMEs' generated parts (their table and
 provenance), which `make figure` rewrites from the records and so must leave unchanged."""
 
+import csv
 import filecmp
 import re
 import runpy
@@ -139,10 +140,10 @@ def test_readme_sections_are_rewritten_between_their_markers_and_nothing_else(tm
     assert readme.read_text() == text  # the same records, the same bytes
 
 
-def figure_commands() -> list[list[str]]:
+def figure_commands(*variables: str) -> list[list[str]]:
     """What `make figure` runs, from make itself (the target's prerequisite, the installed venv, taken as made)."""
-    shown = subprocess.run(["make", "-n", "-s", "-o", ".venv/.installed", "figure"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout
+    shown = subprocess.run(["make", "-n", "-s", "-o", ".venv/.installed", "figure", *variables], cwd=ROOT,
+                           check=True, capture_output=True, text=True).stdout
     commands = [shlex.split(line) for line in shown.splitlines() if line.strip()]
     assert commands, "make figure runs nothing"
     for argv in commands:
@@ -168,6 +169,28 @@ def test_make_figure_leaves_the_tree_unchanged(tmp_path, monkeypatch):
     _, changed, errors = filecmp.cmpfiles(ROOT / "experiments", tmp_path / "experiments", sorted(map(str, before)),
                                           shallow=False)
     assert not changed and not errors, f"make figure changed {changed}{errors}: run it and commit what it wrote"
+
+
+def test_make_figure_tabulates_the_gpu_roadmap_and_its_table_across_rungs_once_it_has_records(tmp_path, monkeypatch):
+    """make gpu-roadmap's folder, given the CPU's records as if a GPU had written them: make figure writes its table,
+    its figure and the table across the two rungs, where every step reads the same at both."""
+    gpu = tmp_path / "experiments" / "gpu_roadmap_given"  # absolute: make looks for its records from the repository
+    shutil.copytree(ROOT / "experiments" / "fashion_mnist_proxy", tmp_path / "experiments" / "fashion_mnist_proxy")
+    shutil.copytree(ROOT / "experiments" / "fashion_mnist_proxy" / "records", gpu / "records")
+    commands = [argv for argv in figure_commands(f"GPU_EXPERIMENT={gpu}") if str(gpu) in " ".join(argv)]
+    assert [argv[1] for argv in commands] == ["scripts/aggregate.py", "scripts/figure.py", "scripts/cross_rung.py"]
+    monkeypatch.chdir(tmp_path)
+    for argv in commands:
+        monkeypatch.setattr(sys, "argv", argv[1:])
+        runpy.run_path(str(ROOT / argv[1]), run_name="__main__")
+    assert (gpu / "table.md").read_text() == (ROOT / "experiments/fashion_mnist_proxy/table.md").read_text()
+    assert (gpu / "roadmap.png").stat().st_size > 0
+    rows = list(csv.DictReader((gpu / "rungs.csv").open()))
+    assert len(rows) == 16  # every step after the baseline
+    for row in rows:
+        for key in ("", " ci_low", " ci_high"):
+            assert row[f"CPU 48 px{key}"] == row[f"GPU 48 px{key}"], row["step"]
+        assert row["reading"].startswith("holds"), row["step"]
 
 
 # The commands the pages show, checked as far as a CPU allows without training: in README.md and docs/, every
