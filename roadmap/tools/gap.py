@@ -65,7 +65,7 @@ PARTS = (
 )
 STEP_RANGE = "[Strategy]SingleDeviceStrategy.training_step"  # one per training batch: the window's steps
 # A short job first, untimed: the first job in a process read 244 img/s where the same compiled job after it read
-# 310 (the CPU, a tiny ConvNeXt-T), and would pass its one-time costs for the cost of whatever part it kept.
+# 310 (the CPU, a tiny ConvNeXt-T): its one-time costs would count against whichever variant ran first.
 WARM_UP_BATCHES = 10
 SKIP = 10  # batches before the profile's window: the loader's start, cuDNN's choices and a compile settle first
 
