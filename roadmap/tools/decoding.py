@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import io
 import math
 import os
 import platform
@@ -292,14 +291,6 @@ def to_markdown(rows: Sequence[Mapping[str, Any]], rates: Mapping[tuple[str, str
     return "\n".join(lines) + "\n"
 
 
-def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Measure the training loader's work per image in CPU time per core, "
                                      "per recipe, on full-size JPEGs and a pre-resized copy; derive the loader "
@@ -326,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown)
     if args.out is not None:
         from roadmap.results.records import atomic_write_text
+        from roadmap.results.tables import to_csv
 
         atomic_write_text(args.out / "decoding.md", markdown)
         atomic_write_text(args.out / "decoding.csv", to_csv(rows))
