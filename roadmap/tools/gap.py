@@ -174,24 +174,27 @@ def measure(overrides: Sequence[str], setting: str, batches: int, steps: int, ro
     against the mean of the bare step's rounds just before and after it, so that a drift in the machine's speed
     does not pass for a part's cost."""
     run = [*overrides, f"trainer.compile={setting}"]
+
+    def job(name: str, extra: Sequence[str] = (), length: int = batches, profiler: WindowProfiler | None = None
+            ) -> float:
+        torch._dynamo.reset()  # each job compiles as a run of its own would, not from the last job's graphs
+        return job_record([*run, *extra], length, runs / f"{setting}-{name}", profiler)["train_images_per_second"]
+
     cfg = compose(run)
     bare = BareStep(cfg)
     rates = bare(rounds, steps)
     batches_alone = data_throughput(run, None, batches)
-    torch._dynamo.reset()
-    job_record(run, min(batches, WARM_UP_BATCHES), runs / f"{setting}-warm-up")  # untimed: see WARM_UP_BATCHES
+    job("warm-up", length=min(batches, WARM_UP_BATCHES))  # untimed: see WARM_UP_BATCHES
     jobs = {}
     for name in variants:
-        torch._dynamo.reset()  # each job compiles as a run of its own would, not from the last job's graphs
-        rate = job_record([*run, *VARIANTS[name][1]], batches, runs / f"{setting}-{name}")["train_images_per_second"]
+        rate = job(name, VARIANTS[name][1])
         rates += bare(1, steps)
         jobs[name] = (rate, (rates[-2] + rates[-1]) / 2)
     window = None
     if profile_steps:
         skip = min(SKIP, max(batches - profile_steps - 1, 1))
         profiler = WindowProfiler(out, f"profile-compile-{setting}", skip, min(profile_steps, batches - skip))
-        torch._dynamo.reset()
-        job_record(run, batches, runs / f"{setting}-profiled", profiler)
+        job("profiled", profiler=profiler)
         window = profiler.window
     return Gap(setting, rates, batches_alone, jobs, window, cfg.data.batch_size)
 
@@ -257,7 +260,8 @@ def main(overrides: Sequence[str], settings: Sequence[str], batches: int, steps:
     with tempfile.TemporaryDirectory() as runs:  # the jobs' folders: their rates are all that is kept
         for setting in settings:
             gaps.append(measure(overrides, setting, batches, steps, rounds, out, Path(runs), variants, profile_steps))
-            atomic_write_text(out / "gap.md", report(gaps, header) + "\n")
-    print(report(gaps, header))
+            text = report(gaps, header)
+            atomic_write_text(out / "gap.md", text + "\n")
+    print(text)
     return gaps
 

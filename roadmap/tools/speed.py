@@ -233,13 +233,14 @@ class BareStep:
     that it can be timed again between other measurements."""
 
     def __init__(self, cfg: DictConfig) -> None:
-        from roadmap.training.module import compile_options  # here: it imports Lightning
+        from roadmap.training.module import compile_options, new_iteration  # here: it imports Lightning
 
         precision = str(cfg.trainer.precision)
         if precision not in BARE_PRECISIONS:
             raise ConfigError(f"trainer.precision={precision}: the bare step is timed in {sorted(BARE_PRECISIONS)} "
                               "only; time the run under one of those")
         self.amp = BARE_PRECISIONS[precision]
+        self.new_iteration = new_iteration  # imported once, not in the timed loop
         self.device = training_device(cfg.trainer.accelerator)
         memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
         self.model = build_model(cfg).to(self.device, memory_format=memory_format).train()
@@ -256,9 +257,7 @@ class BareStep:
             self.step()
 
     def step(self) -> None:
-        from roadmap.training.module import new_iteration
-
-        new_iteration()
+        self.new_iteration()
         train_step(self.model, self.optimizer, self.x, self.y, self.amp)
 
     def __call__(self, rounds: int, steps: int) -> list[float]:
