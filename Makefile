@@ -17,6 +17,7 @@ SEEDS ?= 0,1,2
 STEP ?= inverted_bottleneck
 LADDER ?= experiments/ladder
 GPU_EXPERIMENT ?= experiments/fashion_mnist_proxy_gpu# make gpu-roadmap's records, once a GPU has written them
+GPU_RECORDS = $(wildcard $(GPU_EXPERIMENT)/records)# empty until then: make figure leaves the folder alone
 LADDER_SEEDS ?= 0 1# two seeds, their error pooled across the ladder's configurations
 LADDER_SETTINGS ?= 3:sqrt 3:linear# passes:regulariser rule, in the order they run; 9:sqrt adds 9 passes (75 min of bare steps a seed, one core)
 # The factorial's best row (the modern recipe, stage ratio, patchify stem, depthwise conv, moved up, separate
@@ -92,9 +93,9 @@ figure: install ## rebuild the committed tables, figures and study READMEs' gene
 	$(PY) scripts/figure.py --experiment $(ATTENTION) --reference $(REFERENCE) --mixers
 	$(PY) scripts/effects.py --experiment $(FACTORIAL) --path $(EXPERIMENT)/records --leave-one-out $(ABLATION)/records
 	$(PY) scripts/ladder.py --experiment $(LADDER)
-	$(if $(wildcard $(GPU_EXPERIMENT)/records),$(PY) scripts/aggregate.py --runs $(GPU_EXPERIMENT)/records --out $(GPU_EXPERIMENT))
-	$(if $(wildcard $(GPU_EXPERIMENT)/records),$(PY) scripts/figure.py --experiment $(GPU_EXPERIMENT))
-	$(if $(wildcard $(GPU_EXPERIMENT)/records),$(PY) scripts/cross_rung.py --rung "CPU 48 px=$(EXPERIMENT)" --rung "GPU 48 px=$(GPU_EXPERIMENT)" --out $(GPU_EXPERIMENT))
+	$(if $(GPU_RECORDS),$(PY) scripts/aggregate.py --runs $(GPU_EXPERIMENT)/records --out $(GPU_EXPERIMENT))
+	$(if $(GPU_RECORDS),$(PY) scripts/figure.py --experiment $(GPU_EXPERIMENT))
+	$(if $(GPU_RECORDS),$(PY) scripts/cross_rung.py --rung "CPU 48 px=$(EXPERIMENT)" --rung "GPU 48 px=$(GPU_EXPERIMENT)" --out $(GPU_EXPERIMENT))
 
 leave-one-out: install ## ConvNeXt-T with each delta reverted, and with Linear pointwise layers, x 3 seeds (the proxy, or ARGS), into ABLATION (under ARGS: beside the runs) and its wandb summary run; resumable
 	@sweep=$(call runs_of,leave_one_out); out=$(call report_of,$(ABLATION)); status=0; \
